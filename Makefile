@@ -1,0 +1,49 @@
+# reptopo: two commands. `make repro` runs the default pipeline, `make test` runs the tests.
+# Both set everything up first (venv from the lock file, the Debian data package when root).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+UI_PORT ?= 5000
+# Stage commands (`python -m reptopo.<stage>`) must find the venv's python.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help setup os-deps repro test ui lock clean-data
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(STAMP) os-deps ## create .venv from requirements.lock and install OS data packages
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+os-deps: ## Debian dataset-fashion-mnist (the default data), when root or sudo can install it
+	@if [ -f $(FMNIST) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
+	  echo "note: Fashion-MNIST is missing; install it with 'sudo apt-get install dataset-fashion-mnist'" \
+	       "or point data.root at a folder holding its IDX files" >&2; exit 0; fi; \
+	$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q dataset-fashion-mnist
+
+repro: setup ## run the default pipeline end to end (dvc repro)
+	$(BIN)/dvc repro
+	@echo "figures: reports/$$(awk '/^experiment:/{print $$2}' params.yaml)/figures  |  MLflow UI: make ui"
+
+test: setup ## run the test suite
+	$(BIN)/python -m pytest
+
+ui: setup ## MLflow UI on http://127.0.0.1:$(UI_PORT) over the embedded store
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
+	  --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port $(UI_PORT)
+
+lock: ## regenerate requirements.lock from the current venv
+	$(BIN)/pip freeze --exclude-editable | grep -v '^reptopo' > requirements.lock
+
+clean-data: ## remove pipeline outputs, logs and the MLflow store (keeps the DVC cache)
+	rm -rf data/train data/activations data/homology data/metrics reports logs mlflow.db mlartifacts

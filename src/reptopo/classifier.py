@@ -1,0 +1,79 @@
+"""Lightning wrapper for supervised classification of any ``nn.Module`` that returns logits."""
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Classifier(pl.LightningModule):
+    """Cross-entropy training with AdamW/SGD and an optional cosine schedule."""
+
+    def __init__(self, model: nn.Module, optimizer: str = "adamw", lr: float = 1e-3,
+                 weight_decay: float = 0.0, scheduler: str | None = "cosine") -> None:
+        super().__init__()
+        self.model = model
+        self.optimizer_name = optimizer
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.scheduler_name = scheduler
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        acc = (logits.argmax(dim=1) == y).float().mean()
+        on_step = stage == "train"
+        self.log(f"{stage}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log(f"{stage}_acc", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def configure_optimizers(self):
+        if self.optimizer_name == "adamw":
+            opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        elif self.optimizer_name == "sgd":
+            opt = torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9, weight_decay=self.weight_decay, nesterov=True)
+        else:
+            from reptopo.errors import ReptopoError
+
+            raise ReptopoError(f"train.optimizer={self.optimizer_name!r}; expected 'adamw' or 'sgd'")
+        if self.scheduler_name == "cosine":
+            steps = max(1, int(self.trainer.estimated_stepping_batches))
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return opt
+
+
+class TrackerCallback(pl.Callback):
+    """Sends epoch-level metrics (train/val loss and accuracy) to a tracking RunLogger."""
+
+    def __init__(self, tracker) -> None:
+        self.tracker = tracker
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.endswith("_epoch") or k in {"val_loss", "val_acc", "train_acc"}}
+        metrics = {k.removesuffix("_epoch"): v for k, v in metrics.items()}
+        self.tracker.log_metrics(metrics, step=trainer.current_epoch)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> dict[str, float]:
+    """Accuracy and mean cross-entropy of ``model`` on (x, y), in eval mode."""
+    model.eval()
+    correct, loss_sum = 0, 0.0
+    for i in range(0, len(y), batch_size):
+        logits = model(x[i : i + batch_size])
+        loss_sum += float(F.cross_entropy(logits, y[i : i + batch_size], reduction="sum"))
+        correct += int((logits.argmax(1) == y[i : i + batch_size]).sum())
+    n = max(1, len(y))
+    return {"acc": correct / n, "loss": loss_sum / n}

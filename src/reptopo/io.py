@@ -1,0 +1,89 @@
+"""File helpers shared by the stages: atomic output directories, JSON, config snapshots.
+
+Every stage writes its outputs into a temporary sibling directory and renames it into place
+only when everything succeeded, so a crash (or SIGKILL) never leaves a half-written output
+that DVC or the next stage could take as complete.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary directory that replaces ``final`` atomically on success.
+
+    On an exception the temporary directory is removed and ``final`` is left untouched
+    (an existing older output stays as it was).
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if final.exists():
+        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON (numpy scalars and arrays converted)."""
+
+    def default(o: Any) -> Any:
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, Path):
+            return str(o)
+        raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+    Path(path).write_text(json.dumps(obj, indent=2, sort_keys=False, default=default) + "\n")
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write a small JSON file atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write_json(tmp, obj)
+    os.replace(tmp, path)
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """Read JSON, turning a missing or corrupt file into one clear error."""
+    from reptopo.errors import ReptopoError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ReptopoError(f"{what} not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReptopoError(f"{what} {path} is not valid JSON ({exc})") from None
+
+
+def require_dir(path: str | os.PathLike, what: str, hint: str) -> Path:
+    """Return ``path`` if it is a directory, else raise a ReptopoError with ``hint``."""
+    from reptopo.errors import ReptopoError
+
+    path = Path(path)
+    if not path.is_dir():
+        raise ReptopoError(f"{what} not found: {path} ({hint})")
+    return path

@@ -1,0 +1,108 @@
+"""Figures for the homology and aggregate stages: functions that take arrays/DataFrames and
+return matplotlib Figures (saving is the caller's job)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: stages run on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def depth_curves(df: pd.DataFrame, metric: str, ylabel: str, title: str, group: str = "run"):
+    """``metric`` vs relative depth, one line per ``group`` (columns: group, depth, metric)."""
+    fig, ax = plt.subplots(figsize=(6, 4.2), constrained_layout=True)
+    for name, sub in df.sort_values("depth").groupby(group, sort=True):
+        ax.plot(sub["depth"], sub[metric], "o-", lw=2, ms=4, label=str(name))
+        if f"{metric}_std" in sub and sub[f"{metric}_std"].fillna(0).gt(0).any():
+            ax.fill_between(sub["depth"], sub[metric] - sub[f"{metric}_std"], sub[metric] + sub[f"{metric}_std"], alpha=0.2)
+    ax.set_xlabel("relative depth (probe i of K at (i+1)/K; 1 = logits)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.set_xlim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def lifespans_panel(df: pd.DataFrame, title: str, group: str = "run"):
+    """L_0 and L_1 (local and global) vs depth in a 2x2 grid, one line per ``group``."""
+    cols = [("L0_local", "L_0 local (class mean)"), ("L1_local", "L_1 local (class mean)"),
+            ("L0_global", "L_0 global"), ("L1_global", "L_1 global")]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), constrained_layout=True)
+    for ax, (col, label) in zip(axes.ravel(), cols):
+        for name, sub in df.sort_values("depth").groupby(group, sort=True):
+            ax.plot(sub["depth"], sub[col], "o-", lw=2, ms=4, label=str(name))
+        ax.set_title(label)
+        ax.set_xlabel("relative depth")
+        ax.set_xlim(0, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def betti_curves_figure(grid: np.ndarray, curves: np.ndarray, layer_names: Sequence[str], title: str):
+    """Betti curves per layer: ``curves`` (L, maxdim+1, G) on ``grid`` (G,), colour = depth."""
+    n_dims = curves.shape[1]
+    fig, axes = plt.subplots(1, n_dims, figsize=(5.5 * n_dims, 4), constrained_layout=True, squeeze=False)
+    colors = plt.cm.viridis(np.linspace(0, 1, len(layer_names)))
+    for k in range(n_dims):
+        ax = axes[0, k]
+        for i, name in enumerate(layer_names):
+            ax.plot(grid, curves[i, k], color=colors[i], lw=1.6, label=name)
+        ax.set_xlabel("filtration value (MinMax-scaled distance)")
+        ax.set_ylabel(f"betti_{k}")
+        ax.set_yscale("symlog", linthresh=1)
+        ax.set_title(f"H{k}")
+        ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize=7, title="layer (shallow to deep)", loc="upper right")
+    fig.suptitle(title)
+    return fig
+
+
+def diagrams_figure(diagrams: Sequence[Sequence[np.ndarray]], layer_names: Sequence[str], title: str):
+    """Persistence diagrams (H0 and H1 overlaid) for each layer, finite bars only."""
+    n = len(layer_names)
+    cols = min(5, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), constrained_layout=True, squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    for ax, dgms, name in zip(axes.ravel(), diagrams, layer_names):
+        top = 0.0
+        for k, dgm in enumerate(dgms):
+            fin = dgm[np.isfinite(dgm[:, 1])]
+            if len(fin):
+                ax.scatter(fin[:, 0], fin[:, 1], s=4, alpha=0.6, label=f"H{k}")
+                top = max(top, float(fin[:, 1].max()))
+        ax.plot([0, top], [0, top], "k--", lw=0.6)
+        ax.set_title(name, fontsize=8)
+        ax.tick_params(labelsize=6)
+    axes[0, 0].legend(fontsize=6)
+    fig.suptitle(title)
+    return fig
+
+
+def phdim_fit_figure(fits: Sequence, layer_names: Sequence[str], title: str):
+    """log E(n) vs log n with the least-squares line, one panel line per layer."""
+    fig, ax = plt.subplots(figsize=(6, 4.2), constrained_layout=True)
+    colors = plt.cm.viridis(np.linspace(0, 1, len(layer_names)))
+    for fit, name, c in zip(fits, layer_names, colors):
+        n = np.asarray(fit.sizes, dtype=float)
+        e = np.asarray(fit.E, dtype=float).mean(axis=1)
+        ax.loglog(n, e, "o", color=c, ms=3)
+        ax.loglog(n, np.exp(fit.intercept) * n ** fit.slope, "-", color=c, lw=1, label=f"{name}: {fit.dim:.2f}")
+    ax.set_xlabel("subsample size n")
+    ax.set_ylabel("E(n) = total MST length")
+    ax.set_title(title)
+    ax.legend(fontsize=7, title="layer: PHdim")
+    return fig
+
+
+def save(fig, path) -> None:
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

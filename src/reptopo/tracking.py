@@ -1,0 +1,206 @@
+"""MLflow tracking for the stages: one run per stage invocation, tagged and comparable.
+
+The default store is an embedded SQLite file with an explicit artifact folder, both absolute
+(MLflow's own defaults depend on the working directory). Curves go through ``log_batch``.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("reptopo.tracking")
+
+_BATCH = 1000  # MLflow's log_batch limit on metrics per request
+
+
+def tracking_uri(cfg: DictConfig) -> str:
+    """The tracking URI: ``tracking.uri`` if set, else ``sqlite:///<abs tracking.db_path>``."""
+    if cfg.tracking.get("uri"):
+        return str(cfg.tracking.uri)
+    return "sqlite:///" + str(Path(cfg.tracking.db_path).expanduser().resolve())
+
+
+def git_commit(root: str | Path = ".") -> str:
+    """The checked-out git commit (suffix ``-dirty`` when the tree has changes), or ``unknown``."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _retry(fn, *args, attempts: int = 8, **kwargs):
+    """Call ``fn``, retrying with backoff while SQLite reports a lock (concurrent writers)."""
+    delay = 0.1
+    for attempt in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # MlflowException wraps sqlalchemy's OperationalError
+            if "locked" not in str(exc).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+    else:
+        out[prefix[:-1]] = str(d)[:6000]
+    return out
+
+
+class RunLogger:
+    """Logs to one MLflow run through a client (no global active-run state)."""
+
+    def __init__(self, client, run_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+        self._batch(metrics=items)
+
+    def log_series(self, key: str, values: Sequence[float], steps: Sequence[int] | None = None) -> None:
+        """One metric as a curve: value i at step ``steps[i]`` (default i)."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        steps = range(len(values)) if steps is None else steps
+        self._batch(metrics=[Metric(key, float(v), now, int(s)) for v, s in zip(values, steps)])
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        flat = _flatten(params)
+        items = [Param(k, v) for k, v in flat.items()]
+        for i in range(0, len(items), 100):
+            _retry(self.client.log_batch, self.run_id, params=items[i : i + 100])
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        _retry(self.client.log_batch, self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        _retry(self.client.log_artifact, self.run_id, str(path), artifact_path)
+
+    def log_dict(self, obj: Any, name: str) -> None:
+        _retry(self.client.log_dict, self.run_id, obj, name)
+
+    def _batch(self, metrics: list) -> None:
+        for i in range(0, len(metrics), _BATCH):
+            _retry(self.client.log_batch, self.run_id, metrics=metrics[i : i + _BATCH])
+
+
+class NullRunLogger(RunLogger):
+    """Stand-in when tracking is disabled: every call does nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(None, "")
+
+    def log_metrics(self, *a, **k) -> None: ...
+    def log_series(self, *a, **k) -> None: ...
+    def log_params(self, *a, **k) -> None: ...
+    def set_tags(self, *a, **k) -> None: ...
+    def log_artifact(self, *a, **k) -> None: ...
+    def log_dict(self, *a, **k) -> None: ...
+
+
+def get_or_create_experiment(client, name: str, artifact_root: str | None) -> str:
+    """Experiment id for ``name``, creating it (with an explicit artifact location) if needed."""
+    exp = _retry(client.get_experiment_by_name, name)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    if artifact_root:
+        location = (Path(artifact_root).expanduser().resolve()).as_uri()
+    try:
+        return _retry(client.create_experiment, name, artifact_location=location)
+    except Exception as exc:  # another process created it first
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise exc
+        return exp.experiment_id
+
+
+def run_tags(cfg: DictConfig, stage: str) -> dict[str, str]:
+    tags = {
+        "stage": stage,
+        "model": cfg.model.name,
+        "dataset": cfg.data.name,
+        "run_name": cfg.run_name,
+        "experiment": cfg.experiment_name,
+        "seed": str(cfg.seed),
+        "activation": str(cfg.model.get("activation") or "default"),
+        "git_commit": git_commit(cfg.paths.root),
+    }
+    return tags
+
+
+@contextlib.contextmanager
+def start_run(cfg: DictConfig, stage: str, extra_tags: dict[str, str] | None = None) -> Iterator[RunLogger]:
+    """Open an MLflow run for ``stage`` of ``cfg.run_name``; marks it FAILED if the body raises.
+
+    The resolved config is logged as flattened params and as ``config.yaml``.
+    """
+    if not cfg.tracking.get("enabled", True):
+        yield NullRunLogger()
+        return
+    # Imported lazily: mlflow takes seconds to import and most modules never need it.
+    import logging as _logging
+
+    from mlflow.tracking import MlflowClient
+
+    _logging.getLogger("alembic").setLevel(_logging.WARNING)
+    client = MlflowClient(tracking_uri=tracking_uri(cfg))
+    exp_id = get_or_create_experiment(client, cfg.tracking.experiment, cfg.tracking.get("artifact_root"))
+    tags = run_tags(cfg, stage) | (extra_tags or {})
+    run = _retry(client.create_run, exp_id, run_name=f"{cfg.run_name}/{stage}", tags=tags)
+    logger = RunLogger(client, run.info.run_id)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    logger.log_params(resolved)
+    logger.log_dict(resolved, "config.yaml")
+    try:
+        yield logger
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            logger.set_tags({"error": f"{type(exc).__name__}: {exc}"[:5000]})
+            _retry(client.set_terminated, run.info.run_id, "FAILED")
+        raise
+    _retry(client.set_terminated, run.info.run_id, "FINISHED")
+
+
+def runs_dataframe(tracking_uri_: str, experiment: str, stage: str | None = "homology"):
+    """Every run of ``experiment`` as a pandas DataFrame (params, tags, last metric values)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri_)
+    filter_string = f"tags.stage = '{stage}'" if stage else ""
+    return mlflow.search_runs(experiment_names=[experiment], filter_string=filter_string)
+
+
+def metric_history(tracking_uri_: str, run_id: str, key: str) -> list[tuple[int, float]]:
+    """The full (step, value) series of one metric (search_runs only returns the last value)."""
+    from mlflow.tracking import MlflowClient
+
+    hist = MlflowClient(tracking_uri=tracking_uri_).get_metric_history(run_id, key)
+    return sorted((m.step, m.value) for m in hist)
+
+

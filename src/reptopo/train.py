@@ -1,0 +1,95 @@
+"""Stage 1, train: fit the configured model on the configured dataset (seeded, Lightning).
+
+Writes ``paths.train_dir``: ``model.safetensors`` (state dict), ``model.json`` (what the
+checkpoint is: model config, input shape, class count) and ``metrics.json`` (train/val/test
+accuracy and loss).
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import hydra
+from omegaconf import DictConfig
+
+from reptopo.app import abspath, config_dir, config_to_dict, limit_threads, run_stage
+
+log = logging.getLogger("reptopo.train")
+
+
+def run(cfg: DictConfig) -> dict:
+    """Train and save; returns the metrics dict."""
+    import pytorch_lightning as pl
+    import torch
+    from safetensors.torch import save_file
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from reptopo.classifier import Classifier, TrackerCallback, evaluate
+    from reptopo.datasets import load_dataset
+    from reptopo.io import atomic_dir, write_json, write_json_atomic
+    from reptopo.models import build_model, count_parameters
+    from reptopo.tracking import start_run
+
+    limit_threads()
+    t0 = time.time()
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    ds = load_dataset(cfg.data, cfg.seed)
+    model = build_model(cfg.model, ds.in_chans, ds.num_classes, ds.img_size)
+    module = Classifier(model, cfg.train.optimizer, cfg.train.lr, cfg.train.weight_decay, cfg.train.get("scheduler"))
+    gen = torch.Generator().manual_seed(int(cfg.seed))
+    train_loader = DataLoader(TensorDataset(ds.train.x, ds.train.y), batch_size=cfg.train.batch_size,
+                              shuffle=True, generator=gen, num_workers=cfg.train.num_workers)
+    val_loader = DataLoader(TensorDataset(ds.val.x, ds.val.y), batch_size=cfg.train.eval_batch_size)
+    out_dir = abspath(cfg.paths.train_dir)
+    log.info("training %s (%d parameters) on %s: %d train / %d val / %d test examples",
+             cfg.model.name, count_parameters(model), ds.name, len(ds.train), len(ds.val), len(ds.test))
+    with start_run(cfg, "train") as tracker, atomic_dir(out_dir) as tmp:
+        trainer = pl.Trainer(
+            max_epochs=cfg.train.max_epochs,
+            accelerator=cfg.train.accelerator,
+            devices=1,
+            deterministic=cfg.train.deterministic,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            limit_train_batches=cfg.train.get("limit_train_batches") or 1.0,
+            num_sanity_val_steps=0,
+            callbacks=[TrackerCallback(tracker)],
+            default_root_dir=str(tmp),
+        )
+        trainer.fit(module, train_loader, val_loader if len(ds.val) else None)
+        model = module.model.cpu().eval()
+        metrics: dict = {}
+        for split_name in ("train", "val", "test"):
+            split = getattr(ds, split_name)
+            if len(split):
+                res = evaluate(model, split.x, split.y, cfg.train.eval_batch_size)
+                metrics[f"{split_name}_acc"] = res["acc"]
+                metrics[f"{split_name}_loss"] = res["loss"]
+        metrics["n_parameters"] = count_parameters(model)
+        metrics["train_seconds"] = round(time.time() - t0, 2)
+        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / "model.safetensors"), metadata={"model": cfg.model.name, "dataset": ds.name})
+        write_json(tmp / "model.json", {
+            "model": config_to_dict(cfg.model),
+            "dataset": ds.name,
+            "in_chans": ds.in_chans,
+            "img_size": ds.img_size,
+            "num_classes": ds.num_classes,
+            "seed": int(cfg.seed),
+        })
+        write_json(tmp / "metrics.json", metrics)
+        tracker.log_metrics({k: v for k, v in metrics.items() if k.endswith(("acc", "loss"))}, step=cfg.train.max_epochs)
+        tracker.log_artifact(tmp / "metrics.json")
+    write_json_atomic(abspath(cfg.paths.metrics_dir) / "train.json", metrics)
+    log.info("train: %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
+def main(cfg: DictConfig) -> None:
+    run_stage(run, cfg, "train")
+
+
+if __name__ == "__main__":
+    main()
