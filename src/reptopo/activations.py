@@ -17,6 +17,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from reptopo.app import abspath, config_dir, config_to_dict, limit_threads, run_stage
+from reptopo.schema import validate_config
 from reptopo.errors import ReptopoError
 
 log = logging.getLogger("reptopo.activations")
@@ -60,6 +61,7 @@ def load_trained_model(cfg: DictConfig, train_dir: Path):
 
 def run(cfg: DictConfig) -> dict:
     """Dump the probed layers; returns the metadata written to meta.json."""
+    cfg = validate_config(cfg)
     import torch
     from tqdm.auto import tqdm
 

@@ -18,6 +18,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from reptopo.app import abspath, config_dir, run_stage
+from reptopo.schema import validate_config
 from reptopo.errors import ReptopoError
 
 log = logging.getLogger("reptopo.aggregate")
@@ -48,6 +49,7 @@ def _md_table(df) -> str:
 
 def run(cfg: DictConfig) -> "object":
     """Build the cross-run tables and figures; returns the combined summary DataFrame."""
+    cfg = validate_config(cfg)
     import pandas as pd
 
     from reptopo import plotting

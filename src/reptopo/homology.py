@@ -19,6 +19,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from reptopo.app import abspath, config_dir, limit_threads, run_stage
+from reptopo.schema import validate_config
 from reptopo.errors import ReptopoError
 
 log = logging.getLogger("reptopo.homology")
@@ -42,6 +43,7 @@ def load_layer(act_dir, layer: dict, n_expected: int) -> np.ndarray:
 
 def run(cfg: DictConfig) -> "object":
     """Analyse every probed layer; returns the summary DataFrame."""
+    cfg = validate_config(cfg)
     import pandas as pd
     from tqdm.auto import tqdm
 

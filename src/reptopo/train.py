@@ -13,12 +13,14 @@ import hydra
 from omegaconf import DictConfig
 
 from reptopo.app import abspath, config_dir, config_to_dict, limit_threads, run_stage
+from reptopo.schema import validate_config
 
 log = logging.getLogger("reptopo.train")
 
 
 def run(cfg: DictConfig) -> dict:
     """Train and save; returns the metrics dict."""
+    cfg = validate_config(cfg)
     import pytorch_lightning as pl
     import torch
     from safetensors.torch import save_file

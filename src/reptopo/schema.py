@@ -1,0 +1,160 @@
+"""Typed schema of the composed config: every stage validates its config against it first.
+
+A wrong type in an override (``train.max_epochs=lots``) or a missing key then fails at once with
+one line naming the key, instead of deep inside Lightning or numpy. Config *values* live in
+conf/; this file only says which keys exist and what type each one has.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from reptopo.errors import ReptopoError
+
+
+@dataclass
+class PathsSchema:
+    root: str = "."
+    data_dir: str = "???"
+    train_dir: str = "???"
+    activations_dir: str = "???"
+    homology_dir: str = "???"
+    metrics_dir: str = "???"
+    reports_dir: str = "???"
+
+
+@dataclass
+class ModelSchema:
+    name: str = "???"
+    family: str = "???"
+    arch: str = "???"
+    pretrained: bool = False
+    kwargs: Dict[str, Any] = field(default_factory=dict)
+    activation: Optional[str] = None
+    blocks: str = "???"
+    blocks_activation_only: bool = False
+    logits: str = "???"
+
+
+@dataclass
+class DataSchema:
+    name: str = "???"
+    kind: str = "image"
+    loader: str = "???"
+    root: Optional[str] = None
+    num_classes: int = "???"  # type: ignore[assignment]
+    in_chans: int = "???"  # type: ignore[assignment]
+    img_size: int = "???"  # type: ignore[assignment]
+    train_size: Optional[int] = None
+    val_size: Optional[int] = None
+    test_size: Optional[int] = None
+    mean: List[float] = field(default_factory=list)
+    std: List[float] = field(default_factory=list)
+
+
+@dataclass
+class TrainSchema:
+    max_epochs: int = 1
+    batch_size: int = 128
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    scheduler: Optional[str] = None
+    limit_train_batches: Optional[float] = None
+    accelerator: str = "auto"
+    deterministic: bool = True
+    num_workers: int = 0
+    eval_batch_size: int = 512
+
+
+@dataclass
+class ProbeSchema:
+    name: str = "???"
+    strategy: str = "evenly_spaced"
+    num: int = 10
+    layers: Optional[List[str]] = None
+    pattern: Optional[str] = None
+    include_logits: bool = True
+    token_pooling: str = "cls"
+    sample_size: int = 3000
+    sample_split: str = "train"
+    batch_size: int = 500
+    dtype: str = "float32"
+
+
+@dataclass
+class LifespansSchema:
+    scale: Optional[str] = "minmax"
+    max_per_class: int = 250
+    class_subsample: str = "first"
+    skip_last_class: bool = False
+    global_max_points: int = 1000
+
+
+@dataclass
+class PHDimSchema:
+    n_start: int = 500
+    n_step: int = 350
+    n_repeats: int = 1
+    device: str = "auto"
+
+
+@dataclass
+class BettiSchema:
+    num: int = 100
+
+
+@dataclass
+class TopologySchema:
+    name: str = "???"
+    maxdim: int = 1
+    alpha: float = 1.0
+    lifespans: LifespansSchema = field(default_factory=LifespansSchema)
+    phdim: PHDimSchema = field(default_factory=PHDimSchema)
+    betti: BettiSchema = field(default_factory=BettiSchema)
+    intrinsic: List[str] = field(default_factory=list)
+
+
+@dataclass
+class TrackingSchema:
+    enabled: bool = True
+    uri: Optional[str] = None
+    db_path: Optional[str] = None
+    artifact_root: Optional[str] = None
+    experiment: str = "???"
+
+
+@dataclass
+class AggregateSchema:
+    runs: Optional[List[str]] = None
+
+
+@dataclass
+class ConfigSchema:
+    experiment_name: str = "???"
+    seed: int = 0
+    run_name: str = "???"
+    paths: PathsSchema = field(default_factory=PathsSchema)
+    model: ModelSchema = field(default_factory=ModelSchema)
+    data: DataSchema = field(default_factory=DataSchema)
+    train: TrainSchema = field(default_factory=TrainSchema)
+    probe: ProbeSchema = field(default_factory=ProbeSchema)
+    topology: TopologySchema = field(default_factory=TopologySchema)
+    tracking: TrackingSchema = field(default_factory=TrackingSchema)
+    aggregate: AggregateSchema = field(default_factory=AggregateSchema)
+
+
+def validate_config(cfg: DictConfig) -> DictConfig:
+    """Return ``cfg`` merged onto the typed schema; a bad key or value raises one ReptopoError."""
+    try:
+        typed = OmegaConf.merge(OmegaConf.structured(ConfigSchema), cfg)
+        # Resolve once so interpolations that produce bad types or missing keys fail here too.
+        OmegaConf.to_container(typed, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        msg = str(getattr(exc, "msg", None) or exc).splitlines()[0]
+        raise ReptopoError(f"config key {key}: {msg}") from None
+    return typed  # type: ignore[return-value]

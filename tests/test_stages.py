@@ -1,0 +1,143 @@
+"""Stages driven through the compose API on a tiny real run (digits): outputs, determinism, errors."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import compose_cfg, TINY
+from reptopo import activations, aggregate, homology, topology
+from reptopo.errors import ReptopoError
+
+
+def test_train_writes_checkpoint_and_metrics(trained_digits):
+    root, cfg, metrics, _ = trained_digits
+    out = root / "data/train" / cfg.run_name
+    assert {p.name for p in out.iterdir()} == {"model.safetensors", "model.json", "metrics.json"}
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved == json.loads((root / "data/metrics" / cfg.run_name / "train.json").read_text())
+    assert 0.0 <= saved["test_acc"] <= 1.0 and saved["n_parameters"] > 1e6
+    # No temp folders are left next to the output.
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_activations_metadata(trained_digits):
+    root, cfg, _, meta = trained_digits
+    out = root / "data/activations" / cfg.run_name
+    assert [l["name"] for l in meta["layers"]] == ["act1", "layer4.1", "fc"]
+    assert [l["depth"] for l in meta["layers"]] == pytest.approx([1 / 3, 2 / 3, 1])
+    assert [l["pooling"] for l in meta["layers"]] == ["gap", "gap", "none"]
+    assert meta["layers"][0]["output_shape"] == [64, 4, 4]  # stem conv map before pooling (8x8 digits, stride 2)
+    labels, idx = np.load(out / "labels.npy"), np.load(out / "indices.npy")
+    assert labels.shape == idx.shape == (200,) and len(set(idx)) == 200
+    from sklearn.datasets import load_digits
+
+    np.testing.assert_array_equal(load_digits().target[idx], labels)
+    assert json.loads((out / "meta.json").read_text())["n_samples"] == 200
+
+
+def test_activations_are_deterministic(trained_digits, tmp_path):
+    root, cfg, _, _ = trained_digits
+    again = compose_cfg(root, [*TINY, "run_name=repeat", f"paths.train_dir={root}/data/train/{cfg.run_name}",
+                               "tracking=none"])
+    activations.run(again)
+    a, b = root / "data/activations" / cfg.run_name, root / "data/activations/repeat"
+    for f in ("layer_00.npy", "layer_01.npy", "layer_02.npy", "labels.npy"):
+        assert np.array_equal(np.load(a / f), np.load(b / f)), f
+
+
+def test_homology_matches_the_engine_and_is_deterministic(trained_digits):
+    root, cfg, _, _ = trained_digits
+    summary = homology.run(cfg)
+    out = root / "data/homology" / cfg.run_name
+    X = np.load(root / "data/activations" / cfg.run_name / "layer_01.npy").astype(np.float64)
+    labels = np.load(root / "data/activations" / cfg.run_name / "labels.npy")
+    # The stage's numbers are the engine's numbers on the same cloud.
+    ph = topology.phdim(X, n_start=60, n_step=30, seed=cfg.seed)
+    assert summary.loc[1, "phdim"] == pytest.approx(ph.dim, rel=1e-9)
+    l_local = topology.lifespans_sum(X, [0, 1], labels=labels, max_per_class=50)
+    assert summary.loc[1, ["L0_local", "L1_local"]].tolist() == pytest.approx(list(l_local), rel=1e-9)
+    # Depth order and the Betti grid.
+    assert summary["layer"].tolist() == ["act1", "layer4.1", "fc"]
+    grid = json.loads((out / "grid.json").read_text())
+    assert grid["num"] == 20 and grid["values"][0] == 0.0
+    with np.load(out / "diagrams.npz") as d:
+        assert np.isinf(d["layer_00_h0"][:, 1]).sum() == 1
+        assert grid["stop"] == pytest.approx(max(np.max(d[k][np.isfinite(d[k][:, 1]), 1]) for k in d.files))
+    points = pd.read_csv(out / "phdim_points.csv")
+    assert sorted(points["n"].unique()) == [60, 90, 120, 150, 180]
+    # Same activations and seed: bit-identical results.
+    first = pd.read_csv(out / "summary.csv")
+    homology.run(cfg)
+    pd.testing.assert_frame_equal(first, pd.read_csv(out / "summary.csv"), check_exact=True)
+
+
+def test_aggregate_tables_and_report(trained_digits):
+    root, cfg, _, _ = trained_digits
+    if not (root / "data/homology" / cfg.run_name).is_dir():
+        homology.run(cfg)
+    summary = aggregate.run(cfg)
+    reports = root / "reports/tiny"
+    assert set(summary["run"]) == {cfg.run_name}
+    assert (reports / "tables/report.md").read_text().count("resnet_small-digits") >= 2
+    assert {p.name for p in (reports / "figures").iterdir()} >= {"phdim_vs_depth.png", "lifespans_vs_depth.png"}
+    with pytest.raises(ReptopoError, match=r"aggregate.runs names run\(s\) \['nope'\]"):
+        aggregate.run(compose_cfg(root, [*TINY, "aggregate.runs=[nope]", "tracking=none"]))
+
+
+def _copy_activations(root, run_name, new_name):
+    src = root / "data/activations" / run_name
+    dst = root / "data/activations" / new_name
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_nan_activations_name_layer_and_count(trained_digits):
+    root, cfg, _, _ = trained_digits
+    dst = _copy_activations(root, cfg.run_name, "nan_case")
+    X = np.load(dst / "layer_01.npy")
+    X[:5, 0] = np.nan
+    X[7, 3] = np.inf
+    np.save(dst / "layer_01.npy", X)
+    bad = compose_cfg(root, [*TINY, "run_name=nan_case", "tracking=none"])
+    with pytest.raises(ReptopoError, match=r"layer 'layer4.1': 6 activation value\(s\) are NaN or infinite"):
+        homology.run(bad)
+    assert not (root / "data/homology/nan_case").exists()
+
+
+def test_truncated_activation_file(trained_digits):
+    root, cfg, _, _ = trained_digits
+    dst = _copy_activations(root, cfg.run_name, "trunc_case")
+    data = (dst / "layer_02.npy").read_bytes()
+    (dst / "layer_02.npy").write_bytes(data[: len(data) // 2])
+    bad = compose_cfg(root, [*TINY, "run_name=trunc_case", "tracking=none"])
+    with pytest.raises(ReptopoError, match=r"layer_02.npy \(layer 'fc'\) is truncated or corrupt"):
+        homology.run(bad)
+    assert not (root / "data/homology/trunc_case").exists()
+
+
+def test_constant_layer_gets_a_clear_message(trained_digits):
+    root, cfg, _, _ = trained_digits
+    dst = _copy_activations(root, cfg.run_name, "dead_case")
+    np.save(dst / "layer_00.npy", np.ones((200, 32), dtype=np.float32))
+    with pytest.raises(ReptopoError, match=r"layer 'act1': all 200 points are identical"):
+        homology.run(compose_cfg(root, [*TINY, "run_name=dead_case", "tracking=none"]))
+
+
+def test_too_few_samples_for_phdim(trained_digits):
+    root, cfg, _, _ = trained_digits
+    bad = compose_cfg(root, [*TINY, "topology.phdim.n_start=500", "tracking=none"])
+    with pytest.raises(ReptopoError, match=r"200 samples, but the PHdim protocol needs more than topology.phdim.n_start=500"):
+        homology.run(bad)
+
+
+def test_checkpoint_from_another_architecture(trained_digits):
+    root, cfg, _, _ = trained_digits
+    bad = compose_cfg(root, [*TINY, "model=vgg_small", f"paths.train_dir={root}/data/train/{cfg.run_name}",
+                             "tracking=none"])
+    with pytest.raises(ReptopoError, match=r"trained for model 'resnet_small'.*asks for model 'vgg_small'"):
+        activations.run(bad)
+    assert not (root / "data/activations" / bad.run_name).exists()
