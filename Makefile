@@ -10,7 +10,7 @@ UI_PORT ?= 5000
 # Stage commands (`python -m reptopo.<stage>`) must find the venv's python.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup os-deps repro test ui lock clean-data
+.PHONY: help setup os-deps repro test sweep ui lock clean-data
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,10 @@ repro: setup ## run the default pipeline end to end (dvc repro)
 
 test: setup ## run the test suite
 	$(BIN)/python -m pytest
+
+sweep: setup ## Hydra multirun: 2 models x 2 datasets in parallel (joblib), then the aggregate
+	$(BIN)/python -m reptopo.pipeline -m experiment=sweep hydra/launcher=local
+	$(BIN)/python -m reptopo.aggregate experiment=sweep
 
 ui: setup ## MLflow UI on http://127.0.0.1:$(UI_PORT) over the embedded store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \

@@ -16,7 +16,7 @@ from reptopo.errors import ReptopoError
 def test_train_writes_checkpoint_and_metrics(trained_digits):
     root, cfg, metrics, _ = trained_digits
     out = root / "data/train" / cfg.run_name
-    assert {p.name for p in out.iterdir()} == {"model.safetensors", "model.json", "metrics.json"}
+    assert {p.name for p in out.iterdir()} == {"model.safetensors", "model.json", "metrics.json", "history.json", "_stage.json"}
     saved = json.loads((out / "metrics.json").read_text())
     assert saved == json.loads((root / "data/metrics" / cfg.run_name / "train.json").read_text())
     assert 0.0 <= saved["test_acc"] <= 1.0 and saved["n_parameters"] > 1e6

@@ -16,7 +16,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from reptopo.app import abspath, config_dir, config_to_dict, limit_threads, run_stage
+from reptopo.app import abspath, config_dir, config_to_dict, limit_threads, run_stage, write_stamp
 from reptopo.schema import validate_config
 from reptopo.errors import ReptopoError
 
@@ -56,10 +56,10 @@ def load_trained_model(cfg: DictConfig, train_dir: Path):
         first = str(exc).splitlines()[0]
         raise ReptopoError(f"checkpoint {ckpt} does not fit model {cfg.model.name!r}: {first}") from None
     model.eval()
-    return model, info, torch
+    return model, info
 
 
-def run(cfg: DictConfig) -> dict:
+def run(cfg: DictConfig, tracker=None) -> dict:
     """Dump the probed layers; returns the metadata written to meta.json."""
     cfg = validate_config(cfg)
     import torch
@@ -69,12 +69,12 @@ def run(cfg: DictConfig) -> dict:
     from reptopo.io import atomic_dir, write_json
     from reptopo.models import example_input
     from reptopo.probes import ActivationRecorder, select_probes
-    from reptopo.tracking import start_run
+    from reptopo.tracking import stage_run
 
     limit_threads()
     torch.manual_seed(cfg.seed)
     train_dir = abspath(cfg.paths.train_dir)
-    model, info, _ = load_trained_model(cfg, train_dir)
+    model, info = load_trained_model(cfg, train_dir)
     ds = load_dataset(cfg.data, cfg.seed)
     split = getattr(ds, cfg.probe.sample_split, None)
     if split is None:
@@ -95,7 +95,7 @@ def run(cfg: DictConfig) -> dict:
     out_dir = abspath(cfg.paths.activations_dir)
     raw_shapes: dict[str, list[int]] = {}
 
-    with start_run(cfg, "activations") as tracker, atomic_dir(out_dir) as tmp:
+    with stage_run(cfg, "activations", tracker) as tracker, atomic_dir(out_dir) as tmp:
         arrays: dict[str, np.ndarray] = {}
         cursor = {"start": 0, "stop": 0}
 
@@ -140,11 +140,20 @@ def run(cfg: DictConfig) -> dict:
             "sample_split": cfg.probe.sample_split, "probe": config_to_dict(cfg.probe), "layers": layers,
         }
         write_json(tmp / "meta.json", meta)
-        tracker.log_metrics({"n_samples": n, "n_probes": len(probes)})
-        tracker.log_series("probe_dim", [l["shape"][1] for l in layers])
-        tracker.log_dict(meta, "activations_meta.json")
+        write_stamp(tmp, cfg, "activations")
+        log_results(tracker, tmp)
     log.info("activations: %d samples x %d probes -> %s", n, len(probes), out_dir)
     return meta
+
+
+def log_results(tracker, out_dir: Path) -> None:
+    """Send a finished activations output's shape information to ``tracker``."""
+    import json
+
+    meta = json.loads((out_dir / "meta.json").read_text())
+    tracker.log_metrics({"n_samples": meta["n_samples"], "n_probes": len(meta["layers"])})
+    tracker.log_series("probe_dim", [l["shape"][1] for l in meta["layers"]])
+    tracker.log_dict(meta, "activations_meta.json")
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")

@@ -46,8 +46,10 @@ def check_layer(X: np.ndarray, layer: str, n_needed: int) -> None:
         )
 
 
-def analyze_layer(X: np.ndarray, labels: np.ndarray, topo_cfg, seed: int, layer: str = "layer") -> LayerResult:
-    """Compute every descriptor of one layer. ``X`` (N, D) raw activations, ``labels`` (N,)."""
+def analyze_layer(X: np.ndarray, labels: np.ndarray, topo_cfg, seed: int, layer: str = "layer",
+                  n_threads: int = -1) -> LayerResult:
+    """Compute every descriptor of one layer. ``X`` (N, D) raw activations, ``labels`` (N,);
+    ``n_threads`` caps giotto-ph (-1 = all cores)."""
     X = np.asarray(X, dtype=np.float64)
     check_layer(X, layer, int(topo_cfg.phdim.n_start))
     dims = list(range(int(topo_cfg.maxdim) + 1))
@@ -62,7 +64,7 @@ def analyze_layer(X: np.ndarray, labels: np.ndarray, topo_cfg, seed: int, layer:
     scaled = topology.minmax_scale(X) if lcfg.scale == "minmax" else X
     classes, per_class = topology.lifespans_sum_per_class(
         scaled, dims, alpha=alpha, labels=labels, max_per_class=int(lcfg.max_per_class), scale=None, seed=seed,
-        class_subsample=lcfg.class_subsample, skip_last_class=bool(lcfg.skip_last_class),
+        class_subsample=lcfg.class_subsample, skip_last_class=bool(lcfg.skip_last_class), n_threads=n_threads,
     )
     local = {k: float(np.mean(per_class[:, i])) for i, k in enumerate(dims)}
     by_class = {k: {int(c): float(per_class[j, i]) for j, c in enumerate(classes)} for i, k in enumerate(dims)}
@@ -70,7 +72,7 @@ def analyze_layer(X: np.ndarray, labels: np.ndarray, topo_cfg, seed: int, layer:
     # The global cloud: a seeded subsample of the scaled sample (H1 cost grows fast with N).
     n_global = min(len(scaled), int(lcfg.global_max_points))
     rows = np.sort(np.random.default_rng(seed).choice(len(scaled), size=n_global, replace=False))
-    diagrams = topology.persistence_diagrams(scaled[rows], maxdim=int(topo_cfg.maxdim))
+    diagrams = topology.persistence_diagrams(scaled[rows], maxdim=int(topo_cfg.maxdim), n_threads=n_threads)
     glob = dict(zip(dims, map(float, topology.lifespans_from_diagrams(diagrams, dims, alpha=alpha))))
 
     intrinsic = {m: float(topology.intrinsic_dimension(X, method=m)) for m in topo_cfg.get("intrinsic") or []}

@@ -54,10 +54,71 @@ def config_to_dict(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def limit_threads() -> None:
-    """Let torch use the cores it is given (joblib workers set OMP_NUM_THREADS themselves)."""
-    import torch
+# Which config subtrees decide each stage's output (a stage reruns when one of them changes).
+STAGE_INPUTS = {
+    "train": ("seed", "model", "data", "train"),
+    "activations": ("seed", "model", "data", "train", "probe"),
+    "homology": ("seed", "model", "data", "train", "probe", "topology"),
+}
 
-    n = os.environ.get("OMP_NUM_THREADS")
-    if n and n.isdigit():
-        torch.set_num_threads(int(n))
+
+def fingerprint(cfg: DictConfig, stage: str) -> str:
+    """SHA-256 of the resolved config subtrees that decide ``stage``'s output."""
+    import hashlib
+    import json
+
+    parts = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+             for k in STAGE_INPUTS[stage]}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+STAMP = "_stage.json"
+
+
+def write_stamp(out_dir: Path, cfg: DictConfig, stage: str) -> None:
+    """Record, inside an output folder being written, which config produced it."""
+    from reptopo.io import write_json
+
+    write_json(Path(out_dir) / STAMP, {"stage": stage, "fingerprint": fingerprint(cfg, stage)})
+
+
+def is_complete(out_dir: str | os.PathLike, cfg: DictConfig, stage: str) -> bool:
+    """True when ``out_dir`` holds a finished output of ``stage`` made from the same config."""
+    import json
+
+    stamp = Path(out_dir) / STAMP
+    try:
+        return json.loads(stamp.read_text()).get("fingerprint") == fingerprint(cfg, stage)
+    except (OSError, ValueError):
+        return False
+
+
+def threads_per_job() -> int:
+    """Cores for this process: $OMP_NUM_THREADS, else all cores / parallel Hydra jobs."""
+    n = os.environ.get("OMP_NUM_THREADS", "")
+    if n.isdigit() and int(n) > 0:
+        return int(n)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n_jobs = 1
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            n_jobs = int(HydraConfig.get().launcher.get("n_jobs") or 1)
+    except Exception:  # not under Hydra, or a launcher without n_jobs
+        n_jobs = 1
+    if n_jobs < 1:  # joblib's -1 = one job per core
+        n_jobs = cores
+    return max(1, cores // n_jobs)
+
+
+def limit_threads() -> int:
+    """Cap torch and BLAS threads at :func:`threads_per_job` (parallel jobs must not oversubscribe:
+    OpenMP threads spinning on shared cores slow training by an order of magnitude)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    n = threads_per_job()
+    torch.set_num_threads(n)
+    threadpool_limits(n)
+    return n

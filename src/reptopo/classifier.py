@@ -54,16 +54,16 @@ class Classifier(pl.LightningModule):
         return opt
 
 
-class TrackerCallback(pl.Callback):
-    """Sends epoch-level metrics (train/val loss and accuracy) to a tracking RunLogger."""
+class HistoryCallback(pl.Callback):
+    """Collects epoch-level metrics (train/val loss and accuracy), one dict per epoch."""
 
-    def __init__(self, tracker) -> None:
-        self.tracker = tracker
+    def __init__(self) -> None:
+        self.epochs: list[dict[str, float]] = []
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.endswith("_epoch") or k in {"val_loss", "val_acc", "train_acc"}}
-        metrics = {k.removesuffix("_epoch"): v for k, v in metrics.items()}
-        self.tracker.log_metrics(metrics, step=trainer.current_epoch)
+        wanted = ("train_loss_epoch", "train_acc", "val_loss", "val_acc")
+        row = {k.removesuffix("_epoch"): float(v) for k, v in trainer.callback_metrics.items() if k in wanted}
+        self.epochs.append(row)
 
 
 @torch.no_grad()

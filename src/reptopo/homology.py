@@ -13,12 +13,13 @@ and ``paths.metrics_dir``/homology.json (PHdim and L_0/L_1 per layer, for ``dvc 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from reptopo.app import abspath, config_dir, limit_threads, run_stage
+from reptopo.app import abspath, config_dir, limit_threads, run_stage, write_stamp
 from reptopo.schema import validate_config
 from reptopo.errors import ReptopoError
 
@@ -41,7 +42,7 @@ def load_layer(act_dir, layer: dict, n_expected: int) -> np.ndarray:
     return X
 
 
-def run(cfg: DictConfig) -> "object":
+def run(cfg: DictConfig, tracker=None) -> "object":
     """Analyse every probed layer; returns the summary DataFrame."""
     cfg = validate_config(cfg)
     import pandas as pd
@@ -50,9 +51,9 @@ def run(cfg: DictConfig) -> "object":
     from reptopo import plotting, topology
     from reptopo.analysis import analyze_layer, shared_grid
     from reptopo.io import atomic_dir, read_json, require_dir, write_json, write_json_atomic
-    from reptopo.tracking import start_run
+    from reptopo.tracking import stage_run
 
-    limit_threads()
+    n_threads = limit_threads()
     act_dir = require_dir(abspath(cfg.paths.activations_dir), "activations", "run the activations stage first")
     meta = read_json(act_dir / "meta.json", "activation metadata")
     try:
@@ -67,7 +68,7 @@ def run(cfg: DictConfig) -> "object":
     results = []
     for layer in tqdm(layers, desc=f"homology {cfg.run_name}", unit="layer"):
         X = load_layer(act_dir, layer, n)
-        results.append(analyze_layer(X, labels, topo, int(cfg.seed), layer=layer["name"]))
+        results.append(analyze_layer(X, labels, topo, int(cfg.seed), layer=layer["name"], n_threads=n_threads))
         r = results[-1]
         log.info("layer %2d %-22s PHdim %.2f  L0 local %.3f  L1 local %.4f", layer["index"], layer["name"],
                  r.phdim.dim, r.lifespans_local[0], r.lifespans_local.get(1, float("nan")))
@@ -111,7 +112,7 @@ def run(cfg: DictConfig) -> "object":
     }
 
     out_dir = abspath(cfg.paths.homology_dir)
-    with start_run(cfg, "homology") as tracker, atomic_dir(out_dir) as tmp:
+    with stage_run(cfg, "homology", tracker) as tracker, atomic_dir(out_dir) as tmp:
         summary.to_csv(tmp / "summary.csv", index=False)
         betti.to_csv(tmp / "betti.csv", index=False)
         points.to_csv(tmp / "phdim_points.csv", index=False)
@@ -128,25 +129,39 @@ def run(cfg: DictConfig) -> "object":
         plotting.save(plotting.phdim_fit_figure([r.phdim for r in results], names, f"PHdim fits: {title}"),
                       fig_dir / "phdim_fit.png")
 
-        # MLflow: curves over probes (step = probe index) and Betti curves (step = grid index).
-        steps = summary["layer_index"].tolist()
-        for col in ["phdim", *[f"L{k}_{m}" for k in dims for m in ("local", "global")], *topo.get("intrinsic", [])]:
-            tracker.log_series(col, summary[col].tolist(), steps)
-        tracker.log_metrics({f"phdim/{nm}": float(v) for nm, v in zip(names, summary["phdim"])})
-        for i, nm in enumerate(names):
-            for k in dims:
-                tracker.log_series(f"betti{k}/{nm}", curves[i, k].tolist())
-        tracker.log_dict(grid_info, "betti_grid.json")
-        tracker.log_artifact(tmp / "summary.csv")
-        tracker.log_artifact(tmp / "diagrams.npz")
-        for png in sorted(fig_dir.glob("*.png")):
-            tracker.log_artifact(png, "figures")
+        write_stamp(tmp, cfg, "homology")
+        log_results(tracker, tmp)
     write_json_atomic(abspath(cfg.paths.metrics_dir) / "homology.json", {
         "phdim": dict(zip(names, summary["phdim"].round(4))),
         **{f"L{k}_local": dict(zip(names, summary[f"L{k}_local"].round(4))) for k in dims},
     })
     log.info("homology: %d layers -> %s", len(layers), out_dir)
     return summary
+
+
+def log_results(tracker, out_dir: Path) -> None:
+    """Send a finished homology output to ``tracker``: per-layer series (step = probe index),
+    ``phdim/<layer>`` scalars, Betti curves ``betti<k>/<layer>`` (step = grid index), the grid,
+    the summary table, the diagrams and the figures."""
+    import json
+
+    import pandas as pd
+
+    summary = pd.read_csv(out_dir / "summary.csv")
+    betti = pd.read_csv(out_dir / "betti.csv")
+    steps = summary["layer_index"].tolist()
+    series = [c for c in summary.columns if c == "phdim" or c.startswith("L") or c in ("twonn", "mle")]
+    for col in series:
+        tracker.log_series(col, summary[col].tolist(), steps)
+    tracker.log_metrics({f"phdim/{nm}": float(v) for nm, v in zip(summary["layer"], summary["phdim"])})
+    for (idx, name), df in betti.groupby(["layer_index", "layer"], sort=True):
+        for col in [c for c in df.columns if c.startswith("betti_")]:
+            tracker.log_series(f"betti{col.split('_')[1]}/{name}", df[col].tolist())
+    tracker.log_dict(json.loads((out_dir / "grid.json").read_text()), "betti_grid.json")
+    tracker.log_artifact(out_dir / "summary.csv")
+    tracker.log_artifact(out_dir / "diagrams.npz")
+    for png in sorted((out_dir / "figures").glob("*.png")):
+        tracker.log_artifact(png, "figures")
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")

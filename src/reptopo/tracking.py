@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -140,7 +141,23 @@ def get_or_create_experiment(client, name: str, artifact_root: str | None) -> st
         return exp.experiment_id
 
 
+def _hydra_overrides() -> str | None:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            return " ".join(HydraConfig.get().overrides.task)
+    except Exception:  # compose API or no Hydra: nothing to record
+        return None
+    return None
+
+
+PARENT_ENV = "REPTOPO_MLFLOW_PARENT_RUN_ID"
+
+
 def run_tags(cfg: DictConfig, stage: str) -> dict[str, str]:
+    """Tags of every run: what was run (model, dataset, seed, activation, stage), from which
+    commit and overrides, and its place in a sweep (parent run) or a DVC experiment."""
     tags = {
         "stage": stage,
         "model": cfg.model.name,
@@ -151,7 +168,32 @@ def run_tags(cfg: DictConfig, stage: str) -> dict[str, str]:
         "activation": str(cfg.model.get("activation") or "default"),
         "git_commit": git_commit(cfg.paths.root),
     }
+    overrides = _hydra_overrides()
+    if overrides is not None:
+        tags["hydra_overrides"] = overrides
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+    if os.environ.get(PARENT_ENV):
+        tags["mlflow.parentRunId"] = os.environ[PARENT_ENV]
     return tags
+
+
+def open_client(cfg: DictConfig):
+    """(MlflowClient, experiment id) for ``cfg.tracking``; creates the store and experiment."""
+    from mlflow.tracking import MlflowClient
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    client = MlflowClient(tracking_uri=tracking_uri(cfg))
+    return client, get_or_create_experiment(client, cfg.tracking.experiment, cfg.tracking.get("artifact_root"))
+
+
+def find_finished_run(cfg: DictConfig, stage: str, fp: str) -> str | None:
+    """Id of a FINISHED run of ``stage`` for ``cfg.run_name`` with fingerprint ``fp``, if any."""
+    client, exp_id = open_client(cfg)
+    runs = _retry(client.search_runs, [exp_id],
+                  f"tags.stage = '{stage}' and tags.run_name = '{cfg.run_name}' and tags.fingerprint = '{fp}' "
+                  "and attributes.status = 'FINISHED'", max_results=1)
+    return runs[0].info.run_id if runs else None
 
 
 @contextlib.contextmanager
@@ -163,14 +205,7 @@ def start_run(cfg: DictConfig, stage: str, extra_tags: dict[str, str] | None = N
     if not cfg.tracking.get("enabled", True):
         yield NullRunLogger()
         return
-    # Imported lazily: mlflow takes seconds to import and most modules never need it.
-    import logging as _logging
-
-    from mlflow.tracking import MlflowClient
-
-    _logging.getLogger("alembic").setLevel(_logging.WARNING)
-    client = MlflowClient(tracking_uri=tracking_uri(cfg))
-    exp_id = get_or_create_experiment(client, cfg.tracking.experiment, cfg.tracking.get("artifact_root"))
+    client, exp_id = open_client(cfg)
     tags = run_tags(cfg, stage) | (extra_tags or {})
     run = _retry(client.create_run, exp_id, run_name=f"{cfg.run_name}/{stage}", tags=tags)
     logger = RunLogger(client, run.info.run_id)
@@ -185,6 +220,16 @@ def start_run(cfg: DictConfig, stage: str, extra_tags: dict[str, str] | None = N
             _retry(client.set_terminated, run.info.run_id, "FAILED")
         raise
     _retry(client.set_terminated, run.info.run_id, "FINISHED")
+
+
+@contextlib.contextmanager
+def stage_run(cfg: DictConfig, stage: str, tracker: RunLogger | None = None) -> Iterator[RunLogger]:
+    """Log into ``tracker`` when given (a pipeline job's run), else into a new run for ``stage``."""
+    if tracker is not None:
+        yield tracker
+        return
+    with start_run(cfg, stage) as new:
+        yield new
 
 
 def runs_dataframe(tracking_uri_: str, experiment: str, stage: str | None = "homology"):

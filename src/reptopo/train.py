@@ -8,31 +8,35 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from reptopo.app import abspath, config_dir, config_to_dict, limit_threads, run_stage
+from reptopo.app import abspath, config_dir, config_to_dict, limit_threads, run_stage, write_stamp
 from reptopo.schema import validate_config
 
 log = logging.getLogger("reptopo.train")
 
 
-def run(cfg: DictConfig) -> dict:
-    """Train and save; returns the metrics dict."""
+def run(cfg: DictConfig, tracker=None) -> dict:
+    """Train and save; returns the metrics dict. Logs into ``tracker`` or a new MLflow run."""
     cfg = validate_config(cfg)
     import pytorch_lightning as pl
     import torch
+    from pytorch_lightning.callbacks import TQDMProgressBar
     from safetensors.torch import save_file
     from torch.utils.data import DataLoader, TensorDataset
 
-    from reptopo.classifier import Classifier, TrackerCallback, evaluate
+    from reptopo.classifier import Classifier, HistoryCallback, evaluate
     from reptopo.datasets import load_dataset
     from reptopo.io import atomic_dir, write_json, write_json_atomic
     from reptopo.models import build_model, count_parameters
-    from reptopo.tracking import start_run
+    from reptopo.tracking import stage_run
 
     limit_threads()
+    # Lightning's banner (accelerator tips) is noise in stage logs; warnings still show.
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     t0 = time.time()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     ds = load_dataset(cfg.data, cfg.seed)
@@ -45,7 +49,8 @@ def run(cfg: DictConfig) -> dict:
     out_dir = abspath(cfg.paths.train_dir)
     log.info("training %s (%d parameters) on %s: %d train / %d val / %d test examples",
              cfg.model.name, count_parameters(model), ds.name, len(ds.train), len(ds.val), len(ds.test))
-    with start_run(cfg, "train") as tracker, atomic_dir(out_dir) as tmp:
+    with stage_run(cfg, "train", tracker) as tracker, atomic_dir(out_dir) as tmp:
+        history = HistoryCallback()
         trainer = pl.Trainer(
             max_epochs=cfg.train.max_epochs,
             accelerator=cfg.train.accelerator,
@@ -54,9 +59,10 @@ def run(cfg: DictConfig) -> dict:
             logger=False,
             enable_checkpointing=False,
             enable_model_summary=False,
-            limit_train_batches=cfg.train.get("limit_train_batches") or 1.0,
+            limit_train_batches=cfg.train.get("limit_train_batches"),
             num_sanity_val_steps=0,
-            callbacks=[TrackerCallback(tracker)],
+            # tqdm also prints usable progress when stdout is a log file (DVC, SLURM).
+            callbacks=[history, TQDMProgressBar(refresh_rate=10)],
             default_root_dir=str(tmp),
         )
         trainer.fit(module, train_loader, val_loader if len(ds.val) else None)
@@ -81,11 +87,23 @@ def run(cfg: DictConfig) -> dict:
             "seed": int(cfg.seed),
         })
         write_json(tmp / "metrics.json", metrics)
-        tracker.log_metrics({k: v for k, v in metrics.items() if k.endswith(("acc", "loss"))}, step=cfg.train.max_epochs)
-        tracker.log_artifact(tmp / "metrics.json")
+        write_json(tmp / "history.json", history.epochs)
+        write_stamp(tmp, cfg, "train")
+        log_results(tracker, tmp)
     write_json_atomic(abspath(cfg.paths.metrics_dir) / "train.json", metrics)
     log.info("train: %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
     return metrics
+
+
+def log_results(tracker, out_dir: Path) -> None:
+    """Send a finished train output (per-epoch history, final metrics) to ``tracker``."""
+    import json
+
+    for epoch, row in enumerate(json.loads((out_dir / "history.json").read_text())):
+        tracker.log_metrics(row, step=epoch)
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    tracker.log_metrics({k: v for k, v in metrics.items() if k.endswith(("acc", "loss"))})
+    tracker.log_artifact(out_dir / "metrics.json")
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
