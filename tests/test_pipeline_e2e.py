@@ -150,3 +150,40 @@ def test_changing_topology_reuses_training_and_activations(pipeline_repo):
     # aggregate follows once homology's outputs change; what matters is that training and
     # activations are reused.
     assert "homology" in ran and not ran & {"train", "activations"}
+
+
+def test_tracking_helpers_and_notebook(pipeline_repo, tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    from reptopo import tracking
+
+    repo, *_ = pipeline_repo
+    uri = f"sqlite:///{repo / 'mlflow.db'}"
+    layers = tracking.load_layer_metrics(uri, "reptopo-tiny")
+    assert sorted(layers["run_name"].unique()) == RUNS and len(layers) == 6
+    for run in RUNS:
+        summary = pd.read_csv(repo / "data/homology" / run / "summary.csv")
+        got = layers[layers.run_name == run].sort_values("probe")
+        assert got["layer"].tolist() == summary["layer"].tolist()
+        assert got["phdim"].tolist() == pytest.approx(summary["phdim"].tolist())
+        assert got["L1_local"].tolist() == pytest.approx(summary["L1_local"].tolist())
+    betti = tracking.load_betti_curves(uri, layers.run_id.iloc[0])
+    assert set(betti["dim"]) == {0, 1} and betti.groupby(["layer", "dim"]).size().eq(20).all()
+
+    nb = nbformat.read(REPO / "notebooks/compare_runs.ipynb", as_version=4)
+    figure = tmp_path / "comparison.png"
+    env = {"REPTOPO_TRACKING_URI": uri, "REPTOPO_EXPERIMENT": "reptopo-tiny", "REPTOPO_FIGURE": str(figure)}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    assert_png(figure)
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "2 runs, 6 layers" in printed

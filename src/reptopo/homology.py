@@ -154,6 +154,7 @@ def log_results(tracker, out_dir: Path) -> None:
     for col in series:
         tracker.log_series(col, summary[col].tolist(), steps)
     tracker.log_metrics({f"phdim/{nm}": float(v) for nm, v in zip(summary["layer"], summary["phdim"])})
+    tracker.set_tags({"probe_layers": json.dumps(summary["layer"].tolist())})
     for (idx, name), df in betti.groupby(["layer_index", "layer"], sort=True):
         for col in [c for c in df.columns if c.startswith("betti_")]:
             tracker.log_series(f"betti{col.split('_')[1]}/{name}", df[col].tolist())

@@ -232,20 +232,65 @@ def stage_run(cfg: DictConfig, stage: str, tracker: RunLogger | None = None) -> 
         yield new
 
 
-def runs_dataframe(tracking_uri_: str, experiment: str, stage: str | None = "homology"):
-    """Every run of ``experiment`` as a pandas DataFrame (params, tags, last metric values)."""
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri_)
-    filter_string = f"tags.stage = '{stage}'" if stage else ""
-    return mlflow.search_runs(experiment_names=[experiment], filter_string=filter_string)
+LAYER_SERIES = ("phdim", "L0_local", "L1_local", "L0_global", "L1_global", "twonn", "mle")
 
 
-def metric_history(tracking_uri_: str, run_id: str, key: str) -> list[tuple[int, float]]:
-    """The full (step, value) series of one metric (search_runs only returns the last value)."""
+def load_layer_metrics(uri: str, experiment: str, stages: Sequence[str] = ("homology", "pipeline")):
+    """Every finished run of ``experiment`` with per-layer results, as one long DataFrame.
+
+    One row per (run, layer): run_id, run_name, model, dataset, seed, activation, stage, layer
+    (name), probe (index), depth, and the per-layer series (phdim, L0/L1 local/global, TwoNN, MLE)
+    read from the full metric histories (``search_runs`` alone only has the last values).
+    """
+    import json
+
+    import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    hist = MlflowClient(tracking_uri=tracking_uri_).get_metric_history(run_id, key)
-    return sorted((m.step, m.value) for m in hist)
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise ValueError(f"no MLflow experiment named {experiment!r} at {uri}")
+    runs = [r for stage in stages for r in client.search_runs(
+        [exp.experiment_id], f"tags.stage = '{stage}' and attributes.status = 'FINISHED'")]
+    rows = []
+    for run in runs:
+        tags = run.data.tags
+        series = {}
+        for key in LAYER_SERIES:
+            if key in run.data.metrics:
+                series[key] = dict(sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)))
+        if "phdim" not in series:
+            continue
+        names = json.loads(tags.get("probe_layers", "[]"))
+        n_probes = len(series["phdim"])
+        for step in series["phdim"]:
+            rows.append({
+                "run_id": run.info.run_id, "run_name": tags.get("run_name"), "model": tags.get("model"),
+                "dataset": tags.get("dataset"), "seed": tags.get("seed"), "activation": tags.get("activation"),
+                "stage": tags.get("stage"), "probe": step,
+                "layer": names[step] if step < len(names) else f"probe_{step}",
+                "depth": (step + 1) / n_probes,
+                **{k: v.get(step) for k, v in series.items()},
+            })
+    return pd.DataFrame(rows).sort_values(["run_name", "probe"]).reset_index(drop=True) if rows else pd.DataFrame(rows)
 
 
+def load_betti_curves(uri: str, run_id: str):
+    """Full Betti curves of one run as a long DataFrame: layer, dim, step, filtration, betti."""
+    import json
+
+    import mlflow
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(run_id)
+    grid = json.loads(mlflow.artifacts.load_text(f"{run.info.artifact_uri}/betti_grid.json"))["values"]
+    rows = []
+    for key in run.data.metrics:
+        if key.startswith("betti") and "/" in key:
+            dim, layer = int(key[5 : key.index("/")]), key.split("/", 1)[1]
+            for m in client.get_metric_history(run_id, key):
+                rows.append({"layer": layer, "dim": dim, "step": m.step, "filtration": grid[m.step], "betti": m.value})
+    return pd.DataFrame(rows).sort_values(["layer", "dim", "step"]).reset_index(drop=True)

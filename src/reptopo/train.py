@@ -96,13 +96,14 @@ def run(cfg: DictConfig, tracker=None) -> dict:
 
 
 def log_results(tracker, out_dir: Path) -> None:
-    """Send a finished train output (per-epoch history, final metrics) to ``tracker``."""
+    """Send a finished train output to ``tracker``: per-epoch curves (step = epoch) and the final
+    evaluation of the saved model as ``final/<split>_acc`` and ``final/<split>_loss``."""
     import json
 
     for epoch, row in enumerate(json.loads((out_dir / "history.json").read_text())):
         tracker.log_metrics(row, step=epoch)
     metrics = json.loads((out_dir / "metrics.json").read_text())
-    tracker.log_metrics({k: v for k, v in metrics.items() if k.endswith(("acc", "loss"))})
+    tracker.log_metrics({f"final/{k}": v for k, v in metrics.items() if k.endswith(("acc", "loss"))})
     tracker.log_artifact(out_dir / "metrics.json")
 
 
