@@ -10,7 +10,7 @@ UI_PORT ?= 5000
 # Stage commands (`python -m reptopo.<stage>`) must find the venv's python.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup os-deps repro test sweep ui lock clean-data
+.PHONY: help setup os-deps test-deps repro test sweep ui lock clean-data
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,11 +31,17 @@ os-deps: ## Debian dataset-fashion-mnist (the default data), when root or sudo c
 	       "or point data.root at a folder holding its IDX files" >&2; exit 0; fi; \
 	$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q dataset-fashion-mnist
 
+test-deps: ## Debian chromium + chromium-driver for the MLflow UI browser test (when root or sudo)
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
+	  echo "note: the browser test needs 'sudo apt-get install chromium chromium-driver'" >&2; exit 0; fi; \
+	$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver
+
 repro: setup ## run the default pipeline end to end (dvc repro)
 	$(BIN)/dvc repro
 	@echo "figures: reports/$$(awk '/^experiment:/{print $$2}' params.yaml)/figures  |  MLflow UI: make ui"
 
-test: setup ## run the test suite
+test: setup test-deps ## run the test suite
 	$(BIN)/python -m pytest
 
 sweep: setup ## Hydra multirun: 2 models x 2 datasets in parallel (joblib), then the aggregate

@@ -1,0 +1,235 @@
+"""Side-by-side timings of reptopo's topology engine against the reference implementations.
+
+Run from the repository root::
+
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_topology.py          # full sizes
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_topology.py --quick  # smaller, ~1 min
+
+Three comparisons, each printed as one table row (reference, ours, ratio):
+
+1. PHdim, paper protocol (n = 500, 850, ... < N, one subsample per size): the authors' procedure
+   (``ripser(maxdim=0)`` on every subsample + least squares) vs :func:`reptopo.topology.phdim`,
+   on the same subsamples; both dimensions are printed too.
+2. H0 of a large cloud: ``gph.ripser_parallel(maxdim=0)`` vs
+   :func:`reptopo.topology.persistence_diagrams` ``(maxdim=0)``, each in its own spawned process so
+   its peak resident memory (which, unlike tracemalloc, sees C++ allocations) can be measured:
+   the peak mark is reset just before the calls (``/proc/self/clear_refs``; elsewhere the
+   process peak ``ru_maxrss`` is used) and read back after them; "+N" is the growth over the RSS
+   before. The time is the best of two calls (first touches of fresh memory are slow on VMs).
+3. H0 + H1: giotto-tda ``VietorisRipsPersistence(homology_dimensions=(0, 1))`` (giotto-ph,
+   one thread, from points) vs ``persistence_diagrams(maxdim=1)`` (giotto-ph on all cores from
+   our GEMM distance matrix, H0 from the MST).
+
+Data are standard Gaussian clouds (seed 0). Every engine is warmed up once first (imports, numba
+compilation), so the times are steady-state. This is a script, not a test: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import resource
+import sys
+import time
+
+import numpy as np
+
+
+def _gaussian(n: int, d: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, d))
+
+
+def _mib(kib: float) -> float:
+    return kib / 1024.0  # ru_maxrss is in KiB on Linux
+
+
+# --------------------------------------------------------------------------- 1. PHdim
+
+
+def authors_phdim(X: np.ndarray, subsamples: list[np.ndarray], alpha: float = 1.0) -> float:
+    """The authors' PHdim (ripser H0 per subsample, sklearn LinearRegression on logs)."""
+    import ripser
+    from sklearn.linear_model import LinearRegression
+
+    n_array, E_array = [], []
+    for idx in subsamples:
+        dgm = ripser.ripser(X[idx], maxdim=0)["dgms"][0]
+        fin = dgm[np.isfinite(dgm[:, 1])]
+        E_array.append(np.sum(0.5 * (fin[:, 1] - fin[:, 0]) ** alpha))
+        n_array.append(len(idx))
+    model = LinearRegression().fit(np.log(np.array(n_array).reshape(-1, 1)), np.log(E_array))
+    return alpha / (alpha - model.coef_[0])
+
+
+def bench_phdim(n: int, d: int) -> dict:
+    import warnings
+
+    from reptopo.topology import phdim, phdim_sizes, phdim_subsample_indices
+
+    X = _gaussian(n, d)
+    phdim(X[:60], n_start=20, n_step=20)  # warm-up: imports, numba kernel
+    subs = [s[0] for s in phdim_subsample_indices(n, phdim_sizes(n), 1, seed=0)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ripser warns when n_features > n_points
+        authors_phdim(X[:100], [np.arange(60), np.arange(100)])
+        t0 = time.perf_counter()
+        ref_dim = authors_phdim(X, subs)
+        t_ref = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = phdim(X, seed=0)
+    t_ours = time.perf_counter() - t0
+    return {
+        "task": f"PHdim N={n} d={d} ({len(subs)} sizes)",
+        "ref_name": "authors (ripser H0)",
+        "t_ref": t_ref,
+        "t_ours": t_ours,
+        "extra": f"dim: authors {ref_dim:.6f}, ours {res.dim:.6f} (engine {res.engine})",
+    }
+
+
+# --------------------------------------------------------------------------- 2. H0, memory
+
+
+def _status_kib(field: str) -> float | None:
+    """A memory field (KiB) of /proc/self/status, or None off Linux."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak-RSS mark (Linux >= 4.0), so the peak seen after the call is the
+    call's own. Returns False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _h0_worker(engine: str, n: int, d: int, queue) -> None:
+    """Runs in a fresh spawned process: same imports for both engines, then one H0 computation."""
+    import gph
+    import torch  # noqa: F401  (imported by both so the baselines match)
+
+    from reptopo.topology import persistence_diagrams
+
+    X = _gaussian(n, d)
+    # warm-up on a tiny cloud (numba kernel, giotto-ph bindings)
+    persistence_diagrams(X[:50], maxdim=0)
+    gph.ripser_parallel(X[:50], maxdim=0)
+    before = _status_kib("VmRSS")
+    exact = _reset_peak_rss()
+    # Best of two calls: the first touch of fresh memory can cost seconds on some VMs, for
+    # whichever engine allocates first; the peak covers both calls.
+    elapsed = np.inf
+    for _ in range(2):
+        t0 = time.perf_counter()
+        if engine == "gph":
+            dgm = gph.ripser_parallel(X, maxdim=0, n_threads=-1)["dgms"][0]
+        else:
+            dgm = persistence_diagrams(X, maxdim=0)[0]
+        elapsed = min(elapsed, time.perf_counter() - t0)
+    # VmHWM after a reset is the peak during the call; otherwise fall back to the process peak.
+    peak = _status_kib("VmHWM") if exact else None
+    if peak is None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fin = dgm[np.isfinite(dgm[:, 1]), 1].astype(np.float64)
+    queue.put({"time": elapsed, "peak": peak, "base": before or 0.0, "total": float(fin.sum())})
+
+
+def _run_isolated(engine: str, n: int, d: int) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_h0_worker, args=(engine, n, d, queue))
+    proc.start()
+    out = queue.get()
+    proc.join()
+    return out
+
+
+def bench_h0(n: int, d: int) -> dict:
+    ref = _run_isolated("gph", n, d)
+    ours = _run_isolated("ours", n, d)
+    return {
+        "task": f"H0 N={n} d={d}",
+        "ref_name": "giotto-ph maxdim=0",
+        "t_ref": ref["time"],
+        "t_ours": ours["time"],
+        "extra": (
+            f"peak RSS during the call: giotto-ph {_mib(ref['peak']):.0f} MiB"
+            f" (+{_mib(ref['peak'] - ref['base']):.0f} over the RSS before it),"
+            f" ours {_mib(ours['peak']):.0f} MiB (+{_mib(ours['peak'] - ours['base']):.0f});"
+            f" sum of H0 deaths rel. diff {abs(ref['total'] - ours['total']) / ours['total']:.1e}"
+        ),
+    }
+
+
+# --------------------------------------------------------------------------- 3. H1
+
+
+def bench_h1(n: int, d: int) -> dict:
+    from gtda.homology import VietorisRipsPersistence
+
+    from reptopo.topology import persistence_diagrams
+
+    X = _gaussian(n, d)
+    vrp = VietorisRipsPersistence(homology_dimensions=(0, 1))
+    vrp.fit_transform(X[None, :50])  # warm-up
+    persistence_diagrams(X[:50], maxdim=1)
+    t0 = time.perf_counter()
+    ref = vrp.fit_transform(X[None])[0]
+    t_ref = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ours = persistence_diagrams(X, maxdim=1)
+    t_ours = time.perf_counter() - t0
+    n_ref = int(np.sum((ref[:, 2] == 1) & (ref[:, 1] > ref[:, 0])))
+    return {
+        "task": f"H0+H1 N={n} d={d}",
+        "ref_name": "giotto-tda VRP",
+        "t_ref": t_ref,
+        "t_ours": t_ours,
+        "extra": f"H1 bars: giotto-tda {n_ref}, ours {len(ours[1])}",
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
+    args = parser.parse_args(argv)
+
+    if args.quick:
+        cases = [(bench_phdim, 1500, 128), (bench_h0, 4000, 128), (bench_h1, 500, 64),
+                 (bench_h1, 1000, 64)]
+    else:
+        cases = [(bench_phdim, 3000, 512), (bench_h0, 10_000, 256), (bench_h1, 1000, 64),
+                 (bench_h1, 2000, 64)]
+
+    print(f"# reptopo topology benchmark ({'quick' if args.quick else 'full'}); "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"python {sys.version.split()[0]}")
+    header = f"{'task':<32} {'reference':<22} {'ref s':>9} {'ours s':>9} {'speedup':>8}"
+    print(header)
+    print("-" * len(header))
+    notes = []
+    for fn, n, d in cases:
+        r = fn(n, d)
+        print(f"{r['task']:<32} {r['ref_name']:<22} {r['t_ref']:>9.3f} {r['t_ours']:>9.3f} "
+              f"{r['t_ref'] / r['t_ours']:>7.1f}x", flush=True)
+        notes.append(f"  {r['task']}: {r['extra']}")
+    print("\n".join(notes))
+
+
+if __name__ == "__main__":
+    main()

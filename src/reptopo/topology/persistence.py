@@ -1,0 +1,180 @@
+"""Vietoris–Rips persistence diagrams (H0: exact MST; H1+: giotto-ph) and Betti curves."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._validation import as_input, check_int, resolve_device
+from .mst import _TreeEngine
+
+__all__ = ["persistence_diagrams", "betti_curves", "filtration_grid", "max_finite_death"]
+
+
+def _h0_diagram(lengths: np.ndarray) -> np.ndarray:
+    """H0 diagram from MST edge lengths: (0, w) per edge with w > 0, then one (0, inf) bar.
+
+    Zero-length bars (duplicate points) are omitted, as ripser and giotto-ph omit every bar with
+    death == birth; they carry no persistence and no Betti-curve mass.
+    """
+    deaths = np.sort(lengths[lengths > 0])
+    dgm = np.zeros((deaths.size + 1, 2), dtype=np.float64)
+    dgm[:-1, 1] = deaths
+    dgm[-1, 1] = np.inf
+    return dgm
+
+
+def _sorted_bars(dgm: np.ndarray) -> np.ndarray:
+    """float64 copy of a giotto-ph diagram sorted by (birth, death), so multi-threaded runs
+    give identical arrays."""
+    dgm = np.asarray(dgm, dtype=np.float64).reshape(-1, 2)
+    order = np.lexsort((dgm[:, 1], dgm[:, 0]))
+    return np.ascontiguousarray(dgm[order])
+
+
+def _diagrams(
+    X: np.ndarray, maxdim: int, metric: str, n_threads: int, engine: str
+) -> list[np.ndarray]:
+    """:func:`persistence_diagrams` on validated input (no checks repeated)."""
+    eng = _TreeEngine.from_input(X, metric, engine)
+    _, _, lengths = eng.tree()
+    dgms = [_h0_diagram(lengths)]
+    if maxdim == 0:
+        return dgms
+    n = X.shape[0]
+    if n < 3:  # no 1-simplex cycles (nor higher) on fewer than 3 points
+        return dgms + [np.empty((0, 2), dtype=np.float64) for _ in range(maxdim)]
+    import gph
+
+    # One GEMM distance matrix serves both engines: giotto-ph from points would build its own.
+    # giotto-ph reads the upper triangle and works in float32 internally.
+    res = gph.ripser_parallel(
+        eng.dense_numpy(), maxdim=maxdim, metric="precomputed", n_threads=n_threads
+    )
+    return dgms + [_sorted_bars(d) for d in res["dgms"][1 : maxdim + 1]]
+
+
+def persistence_diagrams(
+    X: Any,
+    maxdim: int = 1,
+    *,
+    metric: str = "euclidean",
+    n_threads: int = -1,
+    device: str = "auto",
+) -> list[np.ndarray]:
+    """Persistence diagrams of the full Vietoris–Rips filtration of a point cloud (no threshold).
+
+    H0 comes from the exact Euclidean minimum spanning tree (deaths are the exact edge lengths
+    ``||x_i - x_j||`` in float64); H1 and above come from giotto-ph (``gph.ripser_parallel``, on
+    ``n_threads`` cores, fed the same GEMM distance matrix as the MST; its values are float32
+    rounded, returned as float64).
+
+    Parameters
+    ----------
+    X : array-like or torch.Tensor, shape (n_points, n_features)
+        Point cloud, in any units; or, with ``metric="precomputed"``, a symmetric
+        (n_points, n_points) distance matrix with zero diagonal.
+    maxdim : int, default 1
+        Highest homology dimension computed.
+    metric : {"euclidean", "precomputed"}
+    n_threads : int, default -1
+        Threads for giotto-ph in dimensions >= 1 (-1: all cores).
+    device : {"auto", "cpu", "torch-cpu", "cuda"}
+        Engine for the distance matrix and the MST (H1+ always runs on CPU in giotto-ph).
+
+    Returns
+    -------
+    list of np.ndarray, float64
+        ``maxdim + 1`` arrays; entry k has shape (n_k, 2) with rows (birth, death) in the units of
+        ``X``. Infinite deaths are ``np.inf`` (exactly one in H0, as the Rips complex ends
+        connected). Bars with death == birth are omitted, as in ripser and giotto-ph. H0 rows are
+        sorted by death (the infinite bar last); higher dimensions by (birth, death).
+    """
+    maxdim = check_int(maxdim, "maxdim", 0)
+    n_threads = check_int(n_threads, "n_threads", -1)
+    if n_threads == 0:
+        raise ValueError("n_threads must be -1 (all cores) or >= 1, got 0")
+    X = as_input(X, metric, min_points=1)
+    return _diagrams(X, maxdim, metric, n_threads, resolve_device(device))
+
+
+def _check_diagrams(diagrams: Any) -> list[np.ndarray]:
+    if isinstance(diagrams, np.ndarray) and diagrams.ndim == 2:
+        raise ValueError("diagrams must be a list of (n_k, 2) arrays, one per homology dimension")
+    out = []
+    for k, d in enumerate(diagrams):
+        arr = np.asarray(d, dtype=np.float64)
+        if arr.size == 0:
+            arr = arr.reshape(0, 2)
+        if arr.ndim != 2 or arr.shape[1] != 2:
+            raise ValueError(f"diagrams[{k}] must have shape (n_bars, 2), got {arr.shape}")
+        if np.isnan(arr).any():
+            raise ValueError(f"diagrams[{k}] contains NaN")
+        out.append(arr)
+    if not out:
+        raise ValueError("diagrams is empty: expected one array per homology dimension")
+    return out
+
+
+def betti_curves(diagrams: Sequence[Any], grid: Any) -> np.ndarray:
+    """Betti curves: the number of bars alive at each filtration value of ``grid``.
+
+    Convention: a bar (b, d) is alive at eps when ``b <= eps < d`` (closed at birth, open at
+    death, as for the half-open intervals [b, d) of persistent homology). An infinite bar is alive
+    for every eps >= b; a zero-length bar is never alive.
+
+    Parameters
+    ----------
+    diagrams : sequence of array-like, each (n_k, 2)
+        Output of :func:`persistence_diagrams` (dimension k = position in the list).
+    grid : array-like, shape (n_grid,)
+        Filtration values, in the units of the diagrams (need not be sorted). Use one grid per run
+        (e.g. :func:`filtration_grid`) so curves compare across layers and models.
+
+    Returns
+    -------
+    np.ndarray of int64, shape (len(diagrams), n_grid)
+        ``out[k, i]`` = beta_k(grid[i]).
+    """
+    dgms = _check_diagrams(diagrams)
+    grid = np.asarray(grid, dtype=np.float64)
+    if grid.ndim != 1:
+        raise ValueError(f"grid must be 1-D, got shape {grid.shape}")
+    if np.isnan(grid).any():
+        raise ValueError("grid contains NaN")
+    out = np.empty((len(dgms), grid.size), dtype=np.int64)
+    for k, dgm in enumerate(dgms):
+        births = np.sort(dgm[:, 0])
+        deaths = np.sort(dgm[:, 1])
+        # #{b <= eps} - #{d <= eps} counts b <= eps < d, since every bar has b <= d.
+        born = np.searchsorted(births, grid, side="right")
+        dead = np.searchsorted(deaths, grid, side="right")
+        out[k] = born - dead
+    return out
+
+
+def max_finite_death(diagrams: Sequence[Any]) -> float:
+    """Largest finite death over all dimensions of a list of diagrams (0.0 if there is none)."""
+    dgms = _check_diagrams(diagrams)
+    deaths = [d[np.isfinite(d[:, 1]), 1] for d in dgms]
+    deaths = np.concatenate(deaths) if deaths else np.empty(0)
+    return float(deaths.max()) if deaths.size else 0.0
+
+
+def filtration_grid(max_value: float, n_steps: int = 100) -> np.ndarray:
+    """Evenly spaced filtration values ``linspace(0, max_value, n_steps)`` for :func:`betti_curves`.
+
+    Pick ``max_value`` once per run (e.g. the largest :func:`max_finite_death` over all layers,
+    or sqrt(n_features) for MinMax-scaled data, the diameter of the unit cube) so that curves
+    share one axis.
+
+    Returns
+    -------
+    np.ndarray, float64, shape (n_steps,)
+    """
+    n_steps = check_int(n_steps, "n_steps", 2)
+    max_value = float(max_value)
+    if not np.isfinite(max_value) or max_value <= 0:
+        raise ValueError(f"max_value must be finite and > 0, got {max_value}")
+    return np.linspace(0.0, max_value, n_steps)

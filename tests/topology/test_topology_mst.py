@@ -1,0 +1,171 @@
+"""Exact H0: MST edge lengths on all engines, duplicates and ties, against scipy and ripser."""
+
+import numpy as np
+import pytest
+import ripser
+import torch
+from scipy.sparse.csgraph import minimum_spanning_tree
+from scipy.spatial.distance import cdist
+
+from reptopo.topology import mst_edge_lengths, mst_edges
+from reptopo.topology.distances import pairwise_distances, pairwise_distances_torch
+from reptopo.topology.mst import _prim_cpu, _prim_numpy, _prim_torch, _TreeEngine
+
+ENGINES = ["cpu", "torch-cpu"]
+
+
+def scipy_mst_lengths(X):
+    """Reference MST for clouds WITHOUT duplicates (scipy drops zero-weight edges)."""
+    return np.sort(minimum_spanning_tree(cdist(X, X)).data)
+
+
+def ripser_h0_finite(X):
+    dgm = ripser.ripser(X, maxdim=0)["dgms"][0]
+    return dgm[np.isfinite(dgm[:, 1]), 1].astype(np.float64)
+
+
+def test_gemm_distances_match_cdist():
+    X = np.random.default_rng(0).normal(size=(200, 30)) + 50.0  # far from origin: centring matters
+    D = pairwise_distances(X)
+    np.testing.assert_allclose(D, cdist(X, X), rtol=0, atol=1e-10)
+    assert np.all(np.diagonal(D) == 0)
+    Dt = pairwise_distances_torch(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(Dt, D, rtol=0, atol=1e-10)
+
+
+def test_numpy_fallbacks_equal_numba_kernels(monkeypatch):
+    # Without numba (it comes with scikit-dimension) the pure-numpy code paths must agree.
+    from reptopo.topology import distances
+
+    X = np.random.default_rng(8).normal(size=(250, 12))
+    with_numba = distances.pairwise_distances(X)
+    monkeypatch.setattr(distances, "_GRAM_KERNEL", False)
+    without = distances.pairwise_distances(X)
+    np.testing.assert_allclose(without, with_numba, rtol=0, atol=1e-12)
+    assert np.all(np.diagonal(without) == 0)
+    p1, c1 = _prim_cpu(with_numba, use_numba=True)
+    p2, c2 = _prim_cpu(with_numba, use_numba=False)
+    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_array_equal(c1, c2)
+
+
+@pytest.mark.parametrize("n,d", [(2, 1), (50, 2), (400, 3), (300, 100)])
+@pytest.mark.parametrize("device", ENGINES)
+def test_mst_lengths_equal_scipy(n, d, device):
+    X = np.random.default_rng(n + d).normal(size=(n, d))
+    got = mst_edge_lengths(X, device=device)
+    assert got.shape == (n - 1,)
+    np.testing.assert_allclose(got, scipy_mst_lengths(X), rtol=1e-12)
+
+
+def test_single_point_has_empty_tree():
+    edges, lengths = mst_edges(np.zeros((1, 4)))
+    assert edges.shape == (0, 2) and lengths.shape == (0,)
+
+
+def test_mst_edges_form_a_spanning_tree():
+    X = np.random.default_rng(1).normal(size=(120, 4))
+    edges, lengths = mst_edges(X)
+    # n - 1 edges that connect everything (union-find) = a spanning tree.
+    parent = list(range(len(X)))
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for i, j in edges:
+        ri, rj = find(i), find(j)
+        assert ri != rj, "cycle in the returned tree"
+        parent[ri] = rj
+    assert len({find(i) for i in range(len(X))}) == 1
+    np.testing.assert_allclose(lengths, np.linalg.norm(X[edges[:, 0]] - X[edges[:, 1]], axis=1))
+    assert np.all(np.diff(lengths) >= 0)
+
+
+@pytest.mark.parametrize("device", ENGINES)
+def test_duplicates_give_zero_edges_and_same_total(device):
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(150, 6))
+    X = np.vstack([base, base[:40], base[:5]])  # 45 duplicate rows
+    rng.shuffle(X)
+    lengths = mst_edge_lengths(X, device=device)
+    assert lengths.shape == (len(X) - 1,)
+    assert np.count_nonzero(lengths == 0) == 45  # exactly zero, not GEMM round-off
+    np.testing.assert_allclose(np.sort(lengths[lengths > 0]), scipy_mst_lengths(base), rtol=1e-12)
+    # ripser's H0 on the same cloud has the same total persistence.
+    np.testing.assert_allclose(lengths.sum(), ripser_h0_finite(X).sum(), rtol=1e-6)
+
+
+def test_all_identical_points_give_zero_tree():
+    lengths = mst_edge_lengths(np.ones((30, 3)))
+    assert lengths.shape == (29,) and np.all(lengths == 0)
+
+
+def test_engines_agree_with_ties():
+    # Integer grid: many equal distances. numpy and numba Prim scan in the same order, so they
+    # return the identical tree; torch scans in index order (no host sync), so it may pick
+    # another tree among the tied ones, of the same total length.
+    g = np.arange(8.0)
+    X = np.stack(np.meshgrid(g, g, g), -1).reshape(-1, 3)
+    X = np.vstack([X, X[:10]])
+    D = pairwise_distances(X)
+    idx = np.sort(np.random.default_rng(3).choice(len(X), 300, replace=False))
+    p_np, c_np = _prim_numpy(D, idx)
+    p_nb, c_nb = _prim_cpu(D, idx, use_numba=True)
+    np.testing.assert_array_equal(p_nb, p_np)
+    np.testing.assert_array_equal(c_nb, c_np)
+    p_t, c_t = _prim_torch(torch.from_numpy(D), torch.from_numpy(idx))
+
+    def total(p, c):
+        return np.linalg.norm(X[idx[p]] - X[idx[c]], axis=1).sum()
+
+    np.testing.assert_allclose(total(p_t, c_t), total(p_np, c_np), rtol=1e-12)
+    np.testing.assert_allclose(total(p_np, c_np), ripser_h0_finite(X[idx]).sum(), rtol=1e-6)
+
+
+def test_sub_block_tree_equals_tree_of_the_subsample():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(500, 16))
+    eng = _TreeEngine(X, None, "numpy")
+    idx = np.sort(rng.choice(500, 220, replace=False))
+    i, j, lengths = eng.tree(idx)
+    assert set(np.concatenate([i, j])) <= set(idx)
+    np.testing.assert_allclose(np.sort(lengths), scipy_mst_lengths(X[idx]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("n,d", [(100, 2), (600, 10), (1000, 128)])
+def test_h0_total_matches_ripser(n, d):
+    X = np.random.default_rng(n).uniform(size=(n, d)) * 10
+    got = mst_edge_lengths(X)
+    ref = ripser_h0_finite(X)
+    assert got.size == ref.size
+    np.testing.assert_allclose(got.sum(), ref.sum(), rtol=1e-6)
+    np.testing.assert_allclose(got, np.sort(ref), rtol=1e-6)
+
+
+def test_exact_recomputation_beats_gemm_for_close_points():
+    # Tiny clusters far from the origin: GEMM distances are off by ~1e-8, exact lengths are not.
+    rng = np.random.default_rng(5)
+    X = 1e4 + rng.normal(size=(60, 8)) * 1e-6
+    np.testing.assert_allclose(mst_edge_lengths(X), scipy_mst_lengths(X), rtol=1e-9)
+
+
+def test_precomputed_metric_matches_points():
+    X = np.random.default_rng(6).normal(size=(80, 5))
+    np.testing.assert_allclose(
+        mst_edge_lengths(cdist(X, X), metric="precomputed"), mst_edge_lengths(X), rtol=1e-12
+    )
+
+
+def test_torch_tensor_input():
+    X = np.random.default_rng(7).normal(size=(90, 5))
+    np.testing.assert_allclose(
+        mst_edge_lengths(torch.from_numpy(X).float()), mst_edge_lengths(X.astype(np.float32)),
+        rtol=1e-12,
+    )
+    bf16 = torch.from_numpy(X).bfloat16()
+    np.testing.assert_allclose(
+        mst_edge_lengths(bf16), mst_edge_lengths(bf16.double().numpy()), rtol=1e-12
+    )
