@@ -40,12 +40,28 @@ def abspath(path: str | os.PathLike) -> Path:
     return Path(os.path.expanduser(str(path))).resolve()
 
 
+def _in_multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    except Exception:  # not under Hydra
+        return False
+
+
 def run_stage(run: Callable[[DictConfig], Any], cfg: DictConfig, stage: str) -> Any:
-    """Call ``run(cfg)``; a :class:`ReptopoError` becomes one ``error:`` line and exit code 2."""
+    """Call ``run(cfg)``; a :class:`ReptopoError` becomes one ``error:`` line and exit code 2.
+
+    Inside a multirun the error is printed and re-raised instead, so Hydra records this job as
+    failed and the other jobs of the sweep still run (an exit would kill the worker).
+    """
     try:
         return run(cfg)
     except ReptopoError as exc:
         print(f"reptopo.{stage}: error: {exc}", file=sys.stderr, flush=True)
+        if _in_multirun():
+            raise
         sys.exit(2)
 
 
@@ -63,10 +79,14 @@ STAGE_INPUTS = {
 
 
 def fingerprint(cfg: DictConfig, stage: str) -> str:
-    """SHA-256 of the resolved config subtrees that decide ``stage``'s output."""
+    """SHA-256 of the resolved config subtrees that decide ``stage``'s output (after schema
+    validation, so defaults filled in by the schema count the same as explicit values)."""
     import hashlib
     import json
 
+    from reptopo.schema import validate_config
+
+    cfg = validate_config(cfg)
     parts = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
              for k in STAGE_INPUTS[stage]}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()

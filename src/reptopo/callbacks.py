@@ -6,6 +6,7 @@ creation) and exports the parent's id, which every job's run records as ``mlflow
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from typing import Any
@@ -42,12 +43,19 @@ class MlflowSweepCallback(Callback):
         run = _retry(self.client.create_run, exp_id, run_name=f"sweep:{config.experiment_name}", tags=tags)
         self.run_id = run.info.run_id
         os.environ[PARENT_ENV] = self.run_id
+        # Hydra skips on_multirun_end when a job failed (the sweep re-raises its error): close
+        # the parent at interpreter exit in that case.
+        atexit.register(self._finish)
         log.info("MLflow parent run %s for this sweep", self.run_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        """Mark the parent FINISHED, or FAILED when any child did not finish (idempotent)."""
         from reptopo.tracking import PARENT_ENV, _retry
 
-        if self.run_id is None:
+        if self.run_id is None or self.client.get_run(self.run_id).info.status != "RUNNING":
             return
         exp_id = self.client.get_run(self.run_id).info.experiment_id
         children = _retry(self.client.search_runs, [exp_id], f"tags.mlflow.parentRunId = '{self.run_id}'")

@@ -26,6 +26,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(final)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
@@ -40,6 +41,28 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     os.replace(tmp, final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(final: Path) -> None:
+    """Delete temp folders next to ``final`` left by a writer that was killed (e.g. SIGKILL)."""
+    for p in final.parent.glob(f".{final.name}.*-*"):
+        kind, _, rest = p.name[len(final.name) + 2 :].partition("-")
+        if kind == "old":
+            shutil.rmtree(p, ignore_errors=True)
+        elif kind == "tmp":
+            pid = rest.split("-", 1)[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                shutil.rmtree(p, ignore_errors=True)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
