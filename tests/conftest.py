@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,57 @@ def trained_digits(tmp_path_factory):
     metrics = train.run(cfg)
     meta = activations.run(cfg)
     return root, cfg, metrics, meta
+
+
+# ---------------------------------------------------------------- the real DVC pipeline
+
+PROJECT_FILES = ["conf", "src", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore", "pyproject.toml"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _sh(args, cwd, env, check=True):
+    res = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if check and res.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
+    return res
+
+
+def assert_png(path: Path) -> None:
+    from PIL import Image
+
+    assert path.read_bytes()[:8] == PNG_MAGIC, f"{path} is not a PNG"
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        assert im.size[0] > 200 and im.size[1] > 200
+        # A real figure has ink: not a single flat colour.
+        assert len(set(im.convert("L").getdata())) > 10
+
+
+@pytest.fixture(scope="session")
+def pipeline_repo(tmp_path_factory):
+    if not FMNIST_ROOT.is_dir():
+        pytest.skip("Debian dataset-fashion-mnist not installed (make setup installs it)")
+    repo = tmp_path_factory.mktemp("pipeline") / "proj"
+    repo.mkdir()
+    for rel in PROJECT_FILES:
+        src = REPO / rel
+        dst = repo / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dst)
+    (repo / "params.yaml").write_text(
+        "experiment: tiny\nmodels: [resnet_small, vgg_small]\ndatasets: [fashion_mnist]\n"
+    )
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    _sh(["git", "init", "-q"], repo, env)
+    _sh(["git", "add", "-A"], repo, env)
+    _sh(["git", "commit", "-qm", "pipeline under test"], repo, env)
+    dvc = str(Path(sys.executable).parent / "dvc")
+    first = _sh([dvc, "repro"], repo, env)
+    second = _sh([dvc, "repro"], repo, env)
+    return repo, env, dvc, first, second

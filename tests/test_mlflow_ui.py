@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_pipeline_e2e import assert_png, pipeline_repo  # noqa: F401  (shared module fixture)
+from conftest import assert_png
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +27,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def mlflow_server(pipeline_repo):  # noqa: F811
+def mlflow_server(pipeline_repo):
     repo = pipeline_repo[0]
     port = _free_port()
     mlflow = str(Path(sys.executable).parent / "mlflow")
@@ -78,7 +78,7 @@ def browser(tmp_path):
     driver.quit()
 
 
-def test_ui_compares_phdim_of_two_architectures(pipeline_repo, mlflow_server, browser, tmp_path):  # noqa: F811
+def test_ui_compares_phdim_of_two_architectures(pipeline_repo, mlflow_server, browser, tmp_path):
     import json
 
     from mlflow.tracking import MlflowClient

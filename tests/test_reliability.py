@@ -1,14 +1,12 @@
 """Reliability under real conditions: parallel writers, killed stages, failing jobs, determinism."""
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -86,58 +85,3 @@ def test_aggregate_tables_and_report(trained_digits):
     assert {p.name for p in (reports / "figures").iterdir()} >= {"phdim_vs_depth.png", "lifespans_vs_depth.png"}
     with pytest.raises(ReptopoError, match=r"aggregate.runs names run\(s\) \['nope'\]"):
         aggregate.run(compose_cfg(root, [*TINY, "aggregate.runs=[nope]", "tracking=none"]))
-
-
-def _copy_activations(root, run_name, new_name):
-    src = root / "data/activations" / run_name
-    dst = root / "data/activations" / new_name
-    shutil.copytree(src, dst)
-    return dst
-
-
-def test_nan_activations_name_layer_and_count(trained_digits):
-    root, cfg, _, _ = trained_digits
-    dst = _copy_activations(root, cfg.run_name, "nan_case")
-    X = np.load(dst / "layer_01.npy")
-    X[:5, 0] = np.nan
-    X[7, 3] = np.inf
-    np.save(dst / "layer_01.npy", X)
-    bad = compose_cfg(root, [*TINY, "run_name=nan_case", "tracking=none"])
-    with pytest.raises(ReptopoError, match=r"layer 'layer4.1': 6 activation value\(s\) are NaN or infinite"):
-        homology.run(bad)
-    assert not (root / "data/homology/nan_case").exists()
-
-
-def test_truncated_activation_file(trained_digits):
-    root, cfg, _, _ = trained_digits
-    dst = _copy_activations(root, cfg.run_name, "trunc_case")
-    data = (dst / "layer_02.npy").read_bytes()
-    (dst / "layer_02.npy").write_bytes(data[: len(data) // 2])
-    bad = compose_cfg(root, [*TINY, "run_name=trunc_case", "tracking=none"])
-    with pytest.raises(ReptopoError, match=r"layer_02.npy \(layer 'fc'\) is truncated or corrupt"):
-        homology.run(bad)
-    assert not (root / "data/homology/trunc_case").exists()
-
-
-def test_constant_layer_gets_a_clear_message(trained_digits):
-    root, cfg, _, _ = trained_digits
-    dst = _copy_activations(root, cfg.run_name, "dead_case")
-    np.save(dst / "layer_00.npy", np.ones((200, 32), dtype=np.float32))
-    with pytest.raises(ReptopoError, match=r"layer 'act1': all 200 points are identical"):
-        homology.run(compose_cfg(root, [*TINY, "run_name=dead_case", "tracking=none"]))
-
-
-def test_too_few_samples_for_phdim(trained_digits):
-    root, cfg, _, _ = trained_digits
-    bad = compose_cfg(root, [*TINY, "topology.phdim.n_start=500", "tracking=none"])
-    with pytest.raises(ReptopoError, match=r"200 samples, but the PHdim protocol needs more than topology.phdim.n_start=500"):
-        homology.run(bad)
-
-
-def test_checkpoint_from_another_architecture(trained_digits):
-    root, cfg, _, _ = trained_digits
-    bad = compose_cfg(root, [*TINY, "model=vgg_small", f"paths.train_dir={root}/data/train/{cfg.run_name}",
-                             "tracking=none"])
-    with pytest.raises(ReptopoError, match=r"trained for model 'resnet_small'.*asks for model 'vgg_small'"):
-        activations.run(bad)
-    assert not (root / "data/activations" / bad.run_name).exists()
