@@ -117,3 +117,21 @@ def test_ui_compares_phdim_of_two_architectures(pipeline_repo, mlflow_server, br
     browser.save_screenshot(str(shot))
     assert_png(shot)
     shutil.copy(shot, tmp_path / "phdim_chart.png")
+
+
+def test_tracking_server_config_reads_the_uri_from_the_environment(trained_digits, mlflow_server):
+    from conftest import run_cli
+
+    root, cfg, _, _ = trained_digits
+    res = run_cli("homology", "experiment=tiny", "data=digits", "tracking=server", "experiment_name=server-check",
+                  f"paths.root={root}", cwd=root, env={"MLFLOW_TRACKING_URI": mlflow_server})
+    assert res.returncode == 0, res.stderr[-3000:]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    exp = client.get_experiment_by_name("reptopo-server-check")
+    runs = client.search_runs([exp.experiment_id])
+    assert [r.data.tags["stage"] for r in runs] == ["homology"] and runs[0].info.status == "FINISHED"
+    assert len(client.get_metric_history(runs[0].info.run_id, "phdim")) == 3
+    # The run's artifacts went through the server into its artifact root, not the job's cwd.
+    assert "figures/betti_curves.png" in {a.path for a in client.list_artifacts(runs[0].info.run_id, "figures")}

@@ -35,7 +35,7 @@ def test_every_stage_output_exists(pipeline_repo):
         # H0 Betti curve starts at the number of points (all born at 0) and ends at 1 component.
         first_layer = betti[betti.layer_index == 0]
         assert first_layer["betti_0"].iloc[0] == 200 and first_layer["betti_0"].iloc[-1] == 1
-        for png in ("betti_curves.png", "diagrams.png", "phdim_fit.png"):
+        for png in ("betti_curves.png", "diagrams.png", "phdim_fit.png", "phdim_vs_depth.png"):
             assert_png(hom / "figures" / png)
         assert (repo / "data/metrics" / run / "train.json").is_file()
     figs = repo / "reports/tiny/figures"

@@ -7,7 +7,7 @@ Reads ``paths.activations_dir``; writes ``paths.homology_dir``:
   one grid; ``grid.json`` says how the grid was made;
 - ``phdim_points.csv``: the (n, repeat, E(n)) points behind each PHdim fit;
 - ``lifespans_per_class.csv``; ``diagrams.npz`` (``layer_XX_h{k}`` arrays, inf = never dies);
-- ``figures/``: betti_curves.png, diagrams.png, phdim_fit.png;
+- ``figures/``: betti_curves.png, diagrams.png, phdim_fit.png, phdim_vs_depth.png;
 and ``paths.metrics_dir``/homology.json (PHdim and L_0/L_1 per layer, for ``dvc metrics``).
 """
 from __future__ import annotations
@@ -128,6 +128,8 @@ def run(cfg: DictConfig, tracker=None) -> "object":
                       fig_dir / "diagrams.png")
         plotting.save(plotting.phdim_fit_figure([r.phdim for r in results], names, f"PHdim fits: {title}"),
                       fig_dir / "phdim_fit.png")
+        plotting.save(plotting.depth_curves(summary.assign(run=cfg.run_name), "phdim", "PHdim", f"PHdim vs depth: {title}"),
+                      fig_dir / "phdim_vs_depth.png")
 
         write_stamp(tmp, cfg, "homology")
         log_results(tracker, tmp)
