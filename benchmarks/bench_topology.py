@@ -36,6 +36,8 @@ import time
 
 import numpy as np
 
+from reptopo.topology.reference import authors_phdim
+
 
 def _gaussian(n: int, d: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(n, d))
@@ -46,21 +48,6 @@ def _mib(kib: float) -> float:
 
 
 # --------------------------------------------------------------------------- 1. PHdim
-
-
-def authors_phdim(X: np.ndarray, subsamples: list[np.ndarray], alpha: float = 1.0) -> float:
-    """The authors' PHdim (ripser H0 per subsample, sklearn LinearRegression on logs)."""
-    import ripser
-    from sklearn.linear_model import LinearRegression
-
-    n_array, E_array = [], []
-    for idx in subsamples:
-        dgm = ripser.ripser(X[idx], maxdim=0)["dgms"][0]
-        fin = dgm[np.isfinite(dgm[:, 1])]
-        E_array.append(np.sum(0.5 * (fin[:, 1] - fin[:, 0]) ** alpha))
-        n_array.append(len(idx))
-    model = LinearRegression().fit(np.log(np.array(n_array).reshape(-1, 1)), np.log(E_array))
-    return alpha / (alpha - model.coef_[0])
 
 
 def bench_phdim(n: int, d: int) -> dict:
@@ -75,7 +62,7 @@ def bench_phdim(n: int, d: int) -> dict:
         warnings.simplefilter("ignore")  # ripser warns when n_features > n_points
         authors_phdim(X[:100], [np.arange(60), np.arange(100)])
         t0 = time.perf_counter()
-        ref_dim = authors_phdim(X, subs)
+        ref_dim, _ = authors_phdim(X, subs)
         t_ref = time.perf_counter() - t0
     t0 = time.perf_counter()
     res = phdim(X, seed=0)

@@ -2,24 +2,10 @@
 
 import numpy as np
 import pytest
-import ripser
 import torch
-from sklearn.linear_model import LinearRegression
 
 from reptopo.topology import PHDimResult, phdim, phdim_sizes, phdim_subsample_indices
-
-
-def authors_phdim(X, subsamples, alpha=1.0):
-    """The authors' PHdim on given subsamples: ripser H0 (0.5 * sum of finite lifespans ** alpha)
-    per subsample, sklearn LinearRegression of log E on log n, d = alpha / (alpha - coef)."""
-    n_array, E_array = [], []
-    for idx in subsamples:
-        dgm = ripser.ripser(X[idx], maxdim=0)["dgms"][0]
-        fin = dgm[np.isfinite(dgm[:, 1])]
-        E_array.append(np.sum(0.5 * (fin[:, 1] - fin[:, 0]) ** alpha))
-        n_array.append(len(idx))
-    model = LinearRegression().fit(np.log(np.array(n_array).reshape(-1, 1)), np.log(E_array))
-    return alpha / (alpha - model.coef_[0]), np.array(E_array)
+from reptopo.topology.reference import authors_phdim
 
 
 def cube(k, n=3000, ambient=64, seed=0):
