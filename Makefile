@@ -48,7 +48,7 @@ sweep: setup ## Hydra multirun: 2 models x 2 datasets in parallel (joblib), then
 	$(BIN)/python -m reptopo.pipeline -m experiment=sweep hydra/launcher=local
 	$(BIN)/python -m reptopo.aggregate experiment=sweep
 
-ui: setup ## MLflow UI on http://127.0.0.1:$(UI_PORT) over the embedded store
+ui: setup ## MLflow UI on http://127.0.0.1:5000 (UI_PORT=...) over the embedded store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
 	  --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port $(UI_PORT)
 
