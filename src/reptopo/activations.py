@@ -25,7 +25,6 @@ log = logging.getLogger("reptopo.activations")
 
 def load_trained_model(cfg: DictConfig, train_dir: Path):
     """Rebuild ``cfg.model`` and load the train stage's checkpoint, checking they match."""
-    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -45,7 +44,8 @@ def load_trained_model(cfg: DictConfig, train_dir: Path):
             f"({ {k: saved.get(k) for k in arch_keys} }), but the config asks for model {wanted.get('name')!r} "
             f"({ {k: wanted.get(k) for k in arch_keys} })"
         )
-    model = build_model(cfg.model, info["in_chans"], info["num_classes"], info["img_size"])
+    model = build_model(cfg.model, info["in_chans"], info["num_classes"], info["img_size"],
+                        vocab_size=info.get("vocab_size"), hf_config_dir=train_dir / "hf_config")
     try:
         state = load_file(str(ckpt))  # safetensors: no pickle, nothing executed on load
     except (SafetensorError, OSError) as exc:
@@ -76,6 +76,10 @@ def run(cfg: DictConfig, tracker=None) -> dict:
     train_dir = abspath(cfg.paths.train_dir)
     model, info = load_trained_model(cfg, train_dir)
     ds = load_dataset(cfg.data, cfg.seed)
+    if ds.kind == "text":  # the exact tokenizer the model was trained with
+        from reptopo.text import encode_dataset, load_tokenizer
+
+        encode_dataset(ds, load_tokenizer(train_dir / "tokenizer"), cfg.model.max_length)
     split = getattr(ds, cfg.probe.sample_split, None)
     if split is None:
         raise ReptopoError(f"probe.sample_split={cfg.probe.sample_split!r}; expected train, val or test")
@@ -88,7 +92,9 @@ def run(cfg: DictConfig, tracker=None) -> dict:
     # A fixed, seeded sample in random order (the local lifespans take the first points per class).
     rows = np.random.default_rng(cfg.seed).choice(len(split), size=n, replace=False)
     x, y = split.x[rows], split.y[rows]
-    probes = select_probes(model, cfg.model, cfg.probe, example_input(info["in_chans"], info["img_size"]))
+    mask = split.mask[rows] if split.mask is not None else None
+    example = x[:2] if mask is not None else example_input(info["in_chans"], info["img_size"])
+    probes = select_probes(model, cfg.model, cfg.probe, example)
     dtype = np.dtype(cfg.probe.dtype)
     if dtype not in (np.float32, np.float16):
         raise ReptopoError(f"probe.dtype={cfg.probe.dtype!r}; expected float32 or float16")
@@ -114,10 +120,14 @@ def run(cfg: DictConfig, tracker=None) -> dict:
         modules = dict(model.named_modules())
         handles = [modules[p.name].register_forward_hook(shape_hook(p.name)) for p in probes]
         bs = int(cfg.probe.batch_size)
-        with torch.no_grad(), ActivationRecorder(model, probes, sink, cfg.probe.token_pooling):
+        with torch.no_grad(), ActivationRecorder(model, probes, sink, cfg.probe.token_pooling) as recorder:
             for start in tqdm(range(0, n, bs), desc=f"activations {cfg.run_name}", unit="batch"):
                 cursor["start"], cursor["stop"] = start, min(n, start + bs)
-                model(x[start : start + bs])
+                if mask is None:
+                    model(x[start : start + bs])
+                else:  # masked-mean pooling of token sequences needs this batch's attention mask
+                    recorder.attention_mask = mask[start : start + bs]
+                    model(x[start : start + bs], mask[start : start + bs])
         for h in handles:
             h.remove()
         for arr in arrays.values():

@@ -1,4 +1,8 @@
-"""Lightning wrapper for supervised classification of any ``nn.Module`` that returns logits."""
+"""Lightning wrapper for supervised classification of any ``nn.Module`` that returns logits.
+
+Batches are ``(x, y)`` for images and points, ``(input_ids, attention_mask, y)`` for text: every
+element but the last is passed to the model.
+"""
 from __future__ import annotations
 
 import pytorch_lightning as pl
@@ -19,12 +23,12 @@ class Classifier(pl.LightningModule):
         self.weight_decay = weight_decay
         self.scheduler_name = scheduler
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(*inputs)
 
     def _step(self, batch, stage: str) -> torch.Tensor:
-        x, y = batch
-        logits = self(x)
+        *inputs, y = batch
+        logits = self(*inputs)
         loss = F.cross_entropy(logits, y)
         acc = (logits.argmax(dim=1) == y).float().mean()
         on_step = stage == "train"
@@ -67,12 +71,14 @@ class HistoryCallback(pl.Callback):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> dict[str, float]:
-    """Accuracy and mean cross-entropy of ``model`` on (x, y), in eval mode."""
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512,
+             mask: torch.Tensor | None = None) -> dict[str, float]:
+    """Accuracy and mean cross-entropy of ``model`` on (x, y) (text: ``mask`` = attention mask), in eval mode."""
     model.eval()
     correct, loss_sum = 0, 0.0
     for i in range(0, len(y), batch_size):
-        logits = model(x[i : i + batch_size])
+        inputs = (x[i : i + batch_size],) if mask is None else (x[i : i + batch_size], mask[i : i + batch_size])
+        logits = model(*inputs)
         loss_sum += float(F.cross_entropy(logits, y[i : i + batch_size], reduction="sum"))
         correct += int((logits.argmax(1) == y[i : i + batch_size]).sum())
     n = max(1, len(y))

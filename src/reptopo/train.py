@@ -31,7 +31,7 @@ def run(cfg: DictConfig, tracker=None) -> dict:
     from reptopo.classifier import Classifier, HistoryCallback, evaluate
     from reptopo.datasets import load_dataset
     from reptopo.io import atomic_dir, write_json, write_json_atomic
-    from reptopo.models import build_model, count_parameters
+    from reptopo.models import build_model, check_compatible, count_parameters
     from reptopo.tracking import stage_run
 
     limit_threads()
@@ -39,13 +39,21 @@ def run(cfg: DictConfig, tracker=None) -> dict:
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     t0 = time.time()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    check_compatible(cfg.model, cfg.data)
     ds = load_dataset(cfg.data, cfg.seed)
-    model = build_model(cfg.model, ds.in_chans, ds.num_classes, ds.img_size)
+    tokenizer = None
+    if ds.kind == "text":  # token ids + attention masks; the tokenizer is saved with the checkpoint
+        from reptopo.text import build_tokenizer, encode_dataset
+
+        tokenizer = build_tokenizer(cfg.model, ds.train.texts)
+        encode_dataset(ds, tokenizer, cfg.model.max_length)
+    model = build_model(cfg.model, ds.in_chans, ds.num_classes, ds.img_size,
+                        vocab_size=len(tokenizer) if tokenizer is not None else None)
     module = Classifier(model, cfg.train.optimizer, cfg.train.lr, cfg.train.weight_decay, cfg.train.get("scheduler"))
     gen = torch.Generator().manual_seed(int(cfg.seed))
-    train_loader = DataLoader(TensorDataset(ds.train.x, ds.train.y), batch_size=cfg.train.batch_size,
+    train_loader = DataLoader(TensorDataset(*ds.train.tensors()), batch_size=cfg.train.batch_size,
                               shuffle=True, generator=gen, num_workers=cfg.train.num_workers)
-    val_loader = DataLoader(TensorDataset(ds.val.x, ds.val.y), batch_size=cfg.train.eval_batch_size)
+    val_loader = DataLoader(TensorDataset(*ds.val.tensors()), batch_size=cfg.train.eval_batch_size)
     out_dir = abspath(cfg.paths.train_dir)
     log.info("training %s (%d parameters) on %s: %d train / %d val / %d test examples",
              cfg.model.name, count_parameters(model), ds.name, len(ds.train), len(ds.val), len(ds.test))
@@ -71,7 +79,7 @@ def run(cfg: DictConfig, tracker=None) -> dict:
         for split_name in ("train", "val", "test"):
             split = getattr(ds, split_name)
             if len(split):
-                res = evaluate(model, split.x, split.y, cfg.train.eval_batch_size)
+                res = evaluate(model, split.x, split.y, cfg.train.eval_batch_size, split.mask)
                 metrics[f"{split_name}_acc"] = res["acc"]
                 metrics[f"{split_name}_loss"] = res["loss"]
         metrics["n_parameters"] = count_parameters(model)
@@ -84,8 +92,13 @@ def run(cfg: DictConfig, tracker=None) -> dict:
             "in_chans": ds.in_chans,
             "img_size": ds.img_size,
             "num_classes": ds.num_classes,
+            "kind": ds.kind,
+            "vocab_size": len(tokenizer) if tokenizer is not None else None,
             "seed": int(cfg.seed),
         })
+        if tokenizer is not None:  # what the activations stage needs to rebuild the model offline
+            tokenizer.save_pretrained(str(tmp / "tokenizer"))
+            model.net.config.save_pretrained(str(tmp / "hf_config"))
         write_json(tmp / "metrics.json", metrics)
         write_json(tmp / "history.json", history.epochs)
         write_stamp(tmp, cfg, "train")

@@ -1,0 +1,176 @@
+"""Every model config composes, builds, runs a forward pass on each compatible dataset, and gives
+its documented probes in depth order; the activation swap and the pretrained switch."""
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import CONF, compose_cfg
+from fakes import fake_cifar10
+from torch import nn
+
+from reptopo.datasets import load_dataset
+from reptopo.errors import ReptopoError
+from reptopo.models import (
+    ACTIVATION_TYPES,
+    GATE_NAMES,
+    build_model,
+    count_activations,
+    example_input,
+    replace_activations,
+)
+from reptopo.probes import select_probes
+from reptopo.schema import validate_config
+
+IMAGE_MODELS = ["resnet32", "resnet56", "resnet110", "seresnet", "resnet18", "vgg11_bn", "mobilenetv2",
+                "vit_tiny", "resnet_small", "vgg_small"]
+# With probe=blocks: (number of probes, first, last inner block, logits).
+DOCUMENTED_PROBES = {
+    "resnet32": (17, "act1", "layer3.4", "fc"),
+    "resnet56": (29, "act1", "layer3.8", "fc"),
+    "resnet110": (56, "act1", "layer3.17", "fc"),
+    "seresnet": (11, "act1", "layer3.2", "fc"),
+    "resnet18": (10, "act1", "layer4.1", "fc"),
+    "resnet_small": (10, "act1", "layer4.1", "fc"),
+    "vgg11_bn": (11, "features.2", "pre_logits.act2", "head.fc"),
+    "vgg_small": (10, "features.2", "pre_logits.act2", "head.fc"),
+    "mobilenetv2": (20, "bn1", "bn2", "classifier"),
+    "vit_tiny": (7, "blocks.0", "blocks.5", "head"),
+    "mlp": (9, "layers.0", "layers.7", "fc"),
+    "bert_small": (5, "net.bert.encoder.layer.0", "net.bert.encoder.layer.3", "net.classifier"),
+    "minilm": (7, "net.bert.encoder.layer.0", "net.bert.encoder.layer.5", "net.classifier"),
+}
+# Activation modules each CNN holds (what the swap must replace; SE gates excluded).
+ACTIVATION_COUNTS = {
+    "resnet32": 31, "resnet56": 55, "resnet110": 109,  # stem + 2 per BasicBlock
+    "seresnet": 28,  # stem + 9 blocks x (2 + the SE module's ReLU); 9 sigmoid gates kept
+    "resnet18": 17, "resnet_small": 17, "vgg11_bn": 10, "vgg_small": 9, "mobilenetv2": 35,
+}
+
+
+def test_every_model_config_is_covered():
+    names = {p.stem for p in (CONF / "model").glob("*.yaml")}
+    assert names == set(DOCUMENTED_PROBES)
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    """One small real batch per compatible dataset kind (loaded once)."""
+    root = tmp_path_factory.mktemp("data")
+    fake_cifar10(root / "cifar", per_batch=4)
+    out = {}
+    for name, over in [("mnist_5k", []), ("cifar10", [f"data.root={root / 'cifar'}", "data.train_size=16",
+                                                     "data.val_size=0", "data.test_size=4"]),
+                       ("naitzat_d1", []), ("naitzat_d3", [])]:
+        cfg = validate_config(compose_cfg(root, [f"data={name}", *over]))
+        out[name] = load_dataset(cfg.data, seed=0)
+    return out
+
+
+@pytest.mark.parametrize("model", IMAGE_MODELS + ["mlp"])
+def test_model_forward_and_probes_on_compatible_data(tmp_path, datasets, model):
+    data_names = ["naitzat_d1", "naitzat_d3"] if model == "mlp" else ["mnist_5k", "cifar10"]
+    n_probes, first, last_inner, logits = DOCUMENTED_PROBES[model]
+    for data in data_names:
+        cfg = validate_config(compose_cfg(tmp_path, [f"model={model}", f"data={data}", "probe=blocks"]))
+        ds = datasets[data]
+        torch.manual_seed(0)
+        net = build_model(cfg.model, ds.in_chans, ds.num_classes, ds.img_size).eval()
+        x = ds.train.x[:3]
+        with torch.no_grad():
+            out = net(x)
+        assert out.shape == (3, ds.num_classes) and torch.isfinite(out).all()
+        probes = select_probes(net, cfg.model, cfg.probe, example_input(ds.in_chans, ds.img_size))
+        names = [p.name for p in probes]
+        assert (len(names), names[0], names[-2], names[-1]) == (n_probes, first, last_inner, logits)
+        assert [p.depth for p in probes] == pytest.approx([(i + 1) / n_probes for i in range(n_probes)])
+        fired = []
+        modules = dict(net.named_modules())
+        hooks = [modules[n].register_forward_hook(lambda m, i, o, n=n: fired.append(n)) for n in names]
+        with torch.no_grad():
+            net(x)
+        for h in hooks:
+            h.remove()
+        assert fired == names  # depth order = order of outputs in a forward pass
+
+
+@pytest.mark.parametrize("model", ["resnet32", "resnet56", "resnet110"])
+def test_paper_probe_default_ten_evenly_spaced(tmp_path, model):
+    cfg = validate_config(compose_cfg(tmp_path, [f"model={model}"]))
+    net = build_model(cfg.model, 3, 10, 32)
+    probes = select_probes(net, cfg.model, cfg.probe, example_input(3, 32))
+    assert len(probes) == 10 and probes[0].name == "act1" and probes[-1].name == "fc"
+    assert probes[-2].name == DOCUMENTED_PROBES[model][2]
+
+
+def test_small_input_adaptations_keep_resolution(tmp_path):
+    seen = {}
+    for model, module in [("resnet18", "layer1.0"), ("mobilenetv2", "bn1"), ("resnet32", "layer1.0")]:
+        cfg = validate_config(compose_cfg(tmp_path, [f"model={model}"]))
+        net = build_model(cfg.model, 3, 10, 32).eval()
+        h = dict(net.named_modules())[module].register_forward_hook(lambda m, i, o, k=model: seen.__setitem__(k, o.shape))
+        net(torch.zeros(1, 3, 32, 32))
+        h.remove()
+    assert seen["resnet18"][-2:] == (32, 32) and seen["mobilenetv2"][-2:] == (32, 32)
+    assert seen["resnet32"] == (1, 16, 32, 32)
+    cfg = validate_config(compose_cfg(tmp_path, ["model=vit_tiny"]))
+    vit = build_model(cfg.model, 1, 10, 28)
+    assert vit.patch_embed.num_patches == 49 and vit.pos_embed.shape == (1, 50, 192)
+    assert len(vit.blocks) == 6
+
+
+@pytest.mark.parametrize("model", sorted(ACTIVATION_COUNTS))
+def test_activation_swap_replaces_every_activation(tmp_path, model):
+    cfg = validate_config(compose_cfg(tmp_path, [f"model={model}"]))
+    net = build_model(cfg.model, 3, 10, 32)
+    gates = [m for p in net.modules() for n, m in p.named_children() if n in GATE_NAMES]
+    assert count_activations(net) == ACTIVATION_COUNTS[model]
+    assert replace_activations(net, "tanh") == ACTIVATION_COUNTS[model]
+    kinds = [type(m) for p in net.modules() for n, m in p.named_children()
+             if isinstance(m, ACTIVATION_TYPES) and n not in GATE_NAMES]
+    assert kinds == [nn.Tanh] * ACTIVATION_COUNTS[model]
+    assert len(gates) == (9 if model == "seresnet" else 0)
+    assert all(type(m).__name__ == "Sigmoid" for m in gates)  # SE gates are kept
+    # Through the config (model.activation=silu): every activation is a SiLU and it still runs.
+    cfg = validate_config(compose_cfg(tmp_path, [f"model={model}", "model.activation=silu"]))
+    net = build_model(cfg.model, 1, 10, 28).eval()
+    assert sum(isinstance(m, nn.SiLU) for m in net.modules()) == ACTIVATION_COUNTS[model]
+    assert not any(isinstance(m, (nn.ReLU, nn.ReLU6)) for m in net.modules())
+    assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_unknown_activation_is_one_line(tmp_path):
+    cfg = validate_config(compose_cfg(tmp_path, ["model=resnet32", "model.activation=swish"]))
+    with pytest.raises(ReptopoError, match=r"model.activation='swish' is unknown; expected one of"):
+        build_model(cfg.model, 3, 10, 32)
+
+
+@pytest.mark.parametrize("model, arch", [("resnet18", "resnet18"), ("vit_tiny", "vit_tiny_patch16_224")])
+def test_pretrained_without_hub_is_one_sentence(tmp_path, model, arch, monkeypatch):
+    from reptopo import models
+
+    if models.hub_reachable():
+        pytest.skip("the hub is reachable here: pretrained weights would download")
+    cfg = validate_config(compose_cfg(tmp_path, [f"model={model}", "model.pretrained=true"]))
+    with pytest.raises(ReptopoError) as info:
+        build_model(cfg.model, 3, 10, 32)
+    msg = str(info.value)
+    assert f"weights of {arch!r}" in msg and "no network" in msg and "model.pretrained=false" in msg
+    assert "\n" not in msg
+
+
+def test_cifar_resnet_rejects_bad_depth_and_pretrained(tmp_path):
+    cfg = validate_config(compose_cfg(tmp_path, ["model=resnet32", "model.kwargs.depth=33"]))
+    with pytest.raises(ReptopoError, match="depth 6n\\+2"):
+        build_model(cfg.model, 3, 10, 32)
+    cfg = validate_config(compose_cfg(tmp_path, ["model=resnet32", "model.pretrained=true"]))
+    with pytest.raises(ReptopoError, match="no hub weights for the CIFAR ResNets"):
+        build_model(cfg.model, 3, 10, 32)
+
+
+def test_cifar_resnet_parameter_counts(tmp_path):
+    # He et al. (2016), Table 6: ResNet-32 0.46M, ResNet-56 0.85M, ResNet-110 1.7M parameters
+    # (option-A shortcuts; ours are 1x1 convs, a few thousand more).
+    for model, millions in [("resnet32", 0.46), ("resnet56", 0.85), ("resnet110", 1.7)]:
+        cfg = validate_config(compose_cfg(tmp_path, [f"model={model}"]))
+        n = sum(p.numel() for p in build_model(cfg.model, 3, 10, 32).parameters())
+        assert abs(n / 1e6 - millions) / millions < 0.03, (model, n)
