@@ -6,6 +6,7 @@ accuracy and loss).
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -85,7 +86,10 @@ def run(cfg: DictConfig, tracker=None) -> dict:
         metrics["n_parameters"] = count_parameters(model)
         metrics["train_seconds"] = round(time.time() - t0, 2)
         state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / "model.safetensors"), metadata={"model": cfg.model.name, "dataset": ds.name})
+        # One metadata key: safetensors writes several in hash order, and byte-identical files
+        # keep DVC's output hashes reproducible.
+        save_file(state, str(tmp / "model.safetensors"),
+                  metadata={"reptopo": json.dumps({"model": cfg.model.name, "dataset": ds.name})})
         write_json(tmp / "model.json", {
             "model": config_to_dict(cfg.model),
             "dataset": ds.name,
