@@ -28,29 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from _memory import reset_peak_rss, status_kib
+
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 REPO = Path(__file__).resolve().parents[1]
 K_PROBES = 12
 BATCH = 500
-
-
-def _status_kib(key: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def _setup(n: int):
@@ -116,13 +99,13 @@ def _memory_worker(mode: str, n: int, queue) -> None:
     model, probes, x = _setup(n)
     with tempfile.TemporaryDirectory() as tmp:
         _stream_dump(model, probes, x[:BATCH], Path(tmp))  # warm-up (allocator, kernels)
-    before = _status_kib("VmRSS")
-    exact = _reset_peak_rss()
+    before = status_kib("VmRSS")
+    exact = reset_peak_rss()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         held = _hold_dump(model, probes, x) if mode == "hold" else (_stream_dump(model, probes, x, Path(tmp)) and 0)
     seconds = time.perf_counter() - t0
-    peak = _status_kib("VmHWM") if exact else None
+    peak = status_kib("VmHWM") if exact else None
     queue.put({"mode": mode, "n": n, "peak_mib": (peak - before) / 1024 if peak and before else float("nan"),
                "held_mib": held / 2**20, "seconds": seconds, "probes": [p.name for p in probes]})
 

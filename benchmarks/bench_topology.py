@@ -35,6 +35,7 @@ import sys
 import time
 
 import numpy as np
+from _memory import reset_peak_rss, status_kib
 
 from reptopo.topology.reference import authors_phdim
 
@@ -79,29 +80,6 @@ def bench_phdim(n: int, d: int) -> dict:
 # --------------------------------------------------------------------------- 2. H0, memory
 
 
-def _status_kib(field: str) -> float | None:
-    """A memory field (KiB) of /proc/self/status, or None off Linux."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return float(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Reset this process's peak-RSS mark (Linux >= 4.0), so the peak seen after the call is the
-    call's own. Returns False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _h0_worker(engine: str, n: int, d: int, queue) -> None:
     """Runs in a fresh spawned process: same imports for both engines, then one H0 computation."""
     import gph
@@ -113,8 +91,8 @@ def _h0_worker(engine: str, n: int, d: int, queue) -> None:
     # warm-up on a tiny cloud (numba kernel, giotto-ph bindings)
     persistence_diagrams(X[:50], maxdim=0)
     gph.ripser_parallel(X[:50], maxdim=0)
-    before = _status_kib("VmRSS")
-    exact = _reset_peak_rss()
+    before = status_kib("VmRSS")
+    exact = reset_peak_rss()
     # Best of two calls: the first touch of fresh memory can cost seconds on some VMs, for
     # whichever engine allocates first; the peak covers both calls.
     elapsed = np.inf
@@ -126,7 +104,7 @@ def _h0_worker(engine: str, n: int, d: int, queue) -> None:
             dgm = persistence_diagrams(X, maxdim=0)[0]
         elapsed = min(elapsed, time.perf_counter() - t0)
     # VmHWM after a reset is the peak during the call; otherwise fall back to the process peak.
-    peak = _status_kib("VmHWM") if exact else None
+    peak = status_kib("VmHWM") if exact else None
     if peak is None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     fin = dgm[np.isfinite(dgm[:, 1]), 1].astype(np.float64)
