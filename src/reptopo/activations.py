@@ -132,7 +132,7 @@ def run(cfg: DictConfig, tracker=None) -> dict:
             h.remove()
         for arr in arrays.values():
             arr.flush()
-        del arrays
+        arrays.clear()  # close the memmaps before the files are read back
         np.save(tmp / "labels.npy", y.numpy().astype(np.int64))
         np.save(tmp / "indices.npy", split.indices[rows].astype(np.int64))
         layers = []

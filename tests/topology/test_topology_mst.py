@@ -39,7 +39,7 @@ def test_numpy_fallbacks_equal_numba_kernels(monkeypatch):
 
     X = np.random.default_rng(8).normal(size=(250, 12))
     with_numba = distances.pairwise_distances(X)
-    monkeypatch.setattr(distances, "_GRAM_KERNEL", False)
+    monkeypatch.setattr(distances, "_gram_kernel", lambda: None)
     without = distances.pairwise_distances(X)
     np.testing.assert_allclose(without, with_numba, rtol=0, atol=1e-12)
     assert np.all(np.diagonal(without) == 0)

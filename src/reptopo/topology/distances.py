@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._jit import compiled
+
 __all__ = ["pairwise_distances", "pairwise_distances_torch", "edge_lengths"]
 
 
@@ -54,20 +56,9 @@ def _gram_to_distances_py(G, sq):  # pragma: no cover - compiled by numba
         G[i, i] = 0.0
 
 
-_GRAM_KERNEL = None
-
-
 def _gram_kernel():
-    """numba-compiled :func:`_gram_to_distances_py` (lazy, disk-cached); None without numba."""
-    global _GRAM_KERNEL
-    if _GRAM_KERNEL is None:
-        try:
-            import numba
-        except ImportError:
-            _GRAM_KERNEL = False
-        else:
-            _GRAM_KERNEL = numba.njit(cache=True, nogil=True)(_gram_to_distances_py)
-    return _GRAM_KERNEL or None
+    """numba-compiled :func:`_gram_to_distances_py`; None without numba."""
+    return compiled(_gram_to_distances_py)
 
 
 def pairwise_distances_torch(X):

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ._jit import compiled
+
 from ._validation import as_input, resolve_device
 from .distances import edge_lengths, pairwise_distances, pairwise_distances_torch
 
@@ -114,24 +116,10 @@ def _prim_kernel_py(D, g, parent_out, child_out):  # pragma: no cover - compiled
                 j = t
 
 
-_NUMBA_KERNEL = None
-
-
 def _numba_kernel():
-    """The numba-compiled Prim kernel, or ``None`` when numba is unavailable.
-
-    numba comes with scikit-dimension; it is imported lazily (and compiled on first use, cached
-    on disk) so that importing :mod:`reptopo.topology` stays cheap.
-    """
-    global _NUMBA_KERNEL
-    if _NUMBA_KERNEL is None:
-        try:
-            import numba
-        except ImportError:
-            _NUMBA_KERNEL = False
-        else:
-            _NUMBA_KERNEL = numba.njit(cache=True, nogil=True)(_prim_kernel_py)
-    return _NUMBA_KERNEL or None
+    """The numba-compiled Prim kernel, or ``None`` when numba is unavailable (numba comes with
+    scikit-dimension; compiled on first use and cached on disk)."""
+    return compiled(_prim_kernel_py)
 
 
 def _prim_cpu(
