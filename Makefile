@@ -11,7 +11,7 @@ UI_PORT ?= 5000
 # Stage commands (`python -m reptopo.<stage>`) must find the venv's python.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup os-deps test-deps repro test sweep ui lock clean-data
+.PHONY: help setup os-deps test-deps repro paper test sweep ui lock clean-data
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,9 +40,13 @@ test-deps: ## Debian chromium + chromium-driver for the MLflow UI browser test (
 	  echo "note: the browser test needs 'sudo apt-get install chromium chromium-driver'" >&2; exit 0; fi; \
 	$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver
 
-repro: setup ## run the default pipeline end to end (dvc repro)
-	$(BIN)/dvc repro
+repro: setup ## run the default pipeline end to end (dvc repro aggregate)
+	$(BIN)/dvc repro aggregate
 	@echo "figures: reports/$$(awk '/^experiment:/{print $$2}' params.yaml)/figures  |  MLflow UI: make ui"
+
+paper: setup ## reproduce the paper: every experiment, then reports/<scale>/REPRODUCTION.md (dvc repro)
+	$(BIN)/dvc repro
+	@echo "report: reports/$$(awk '/^  scale:/{print $$2}' params.yaml)/REPRODUCTION.md"
 
 test: setup test-deps ## run the test suite
 	$(BIN)/python -m pytest
@@ -58,5 +62,6 @@ ui: setup ## MLflow UI on http://127.0.0.1:5000 (UI_PORT=...) over the embedded 
 lock: ## regenerate requirements.lock from the current venv
 	$(BIN)/pip freeze --exclude-editable | grep -v '^reptopo' > requirements.lock
 
-clean-data: ## remove pipeline outputs, logs and the MLflow store (keeps the DVC cache)
-	rm -rf data/train data/activations data/homology data/metrics reports logs mlflow.db mlartifacts
+clean-data: ## remove pipeline outputs, logs and the MLflow store (keeps the DVC cache and reports/quick)
+	rm -rf data/train data/activations data/homology data/metrics data/exp logs mlflow.db mlartifacts
+	find reports -mindepth 1 -maxdepth 1 ! -name quick -exec rm -rf {} +

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, _sh, assert_png
+from conftest import DEFAULT_PIPELINE, REPO, _sh, assert_png
 
 pytestmark = pytest.mark.e2e
 
@@ -88,13 +88,13 @@ def test_dvc_metrics_and_plots(pipeline_repo):
 
 def test_changing_topology_reuses_training_and_activations(pipeline_repo):
     repo, env, dvc, *_ = pipeline_repo
-    status = _sh([dvc, "status"], repo, env)
+    status = _sh([dvc, "status", DEFAULT_PIPELINE, "--with-deps"], repo, env)
     assert "changed" not in status.stdout
     cfg = repo / "conf/topology/paper.yaml"
     original = cfg.read_text()
     cfg.write_text(original.replace("num: 100", "num: 101"))
     try:
-        dry = _sh([dvc, "repro", "--dry"], repo, env)
+        dry = _sh([dvc, "repro", "--dry", DEFAULT_PIPELINE], repo, env)
     finally:
         cfg.write_text(original)
     ran = {line.split("'")[1].split("@")[0] for line in dry.stdout.splitlines() if line.startswith("Running stage")}
@@ -144,13 +144,13 @@ def test_dvc_remote_push_and_pull_restore_outputs(pipeline_repo, tmp_path):
     repo, env, dvc, *_ = pipeline_repo
     remote = tmp_path / "dvc-remote"
     _sh([dvc, "remote", "add", "--local", "-f", "-d", "scratch", str(remote)], repo, env)
-    _sh([dvc, "push"], repo, env)
+    _sh([dvc, "push", DEFAULT_PIPELINE, "--with-deps"], repo, env)
     assert any(remote.rglob("*"))
     ckpt = repo / "data/train" / RUNS[0] / "model.safetensors"
     original = ckpt.read_bytes()
     shutil.rmtree(repo / "data/train")
     shutil.rmtree(repo / ".dvc/cache")
-    _sh([dvc, "pull"], repo, env)
+    _sh([dvc, "pull", DEFAULT_PIPELINE, "--with-deps"], repo, env)
     assert ckpt.read_bytes() == original
-    status = _sh([dvc, "status"], repo, env)
+    status = _sh([dvc, "status", DEFAULT_PIPELINE, "--with-deps"], repo, env)
     assert "changed" not in status.stdout and "deleted" not in status.stdout

@@ -4,12 +4,14 @@ Writes ``paths.activations_dir``:
 - ``layer_XX.npy``: (N, D_layer) pooled activations of probe XX (depth order), float32/float16;
 - ``labels.npy`` (N,) int64 and ``indices.npy`` (N,) int64 (rows of the dataset's training files);
 - ``meta.json``: layers (name, file, index, relative depth, raw output shape, pooled shape, dtype),
-  pooling, sample size and seed, model and dataset.
+  pooling, sample size and seed, model and dataset, and the attack (E5) with its macro-F1;
+- with ``probe.attack``: ``paths.metrics_dir``/attack.json (eps, macro-F1, accuracy, target rate).
 Arrays are written batch by batch into memory-mapped files, so memory holds one pooled batch.
 """
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import hydra
@@ -61,6 +63,7 @@ def load_trained_model(cfg: DictConfig, train_dir: Path):
 
 def run(cfg: DictConfig, tracker=None) -> dict:
     """Dump the probed layers; returns the metadata written to meta.json."""
+    t0 = time.time()
     cfg = validate_config(cfg)
     import torch
     from tqdm.auto import tqdm
@@ -93,6 +96,20 @@ def run(cfg: DictConfig, tracker=None) -> dict:
     rows = np.random.default_rng(cfg.seed).choice(len(split), size=n, replace=False)
     x, y = split.x[rows], split.y[rows]
     mask = split.mask[rows] if split.mask is not None else None
+    attack = None
+    if cfg.probe.attack.method:  # E5: probe adversarial copies of the sample
+        from reptopo.attacks import adversarial_examples, attack_scores, predict
+
+        if ds.kind != "image":
+            raise ReptopoError(f"probe.attack.method={cfg.probe.attack.method!r} needs an image dataset; "
+                               f"data={cfg.data.name!r} is {ds.kind}")
+        a = cfg.probe.attack
+        x = adversarial_examples(model, x, a.method, float(a.eps), int(a.target), list(cfg.data.mean),
+                                 list(cfg.data.std), batch_size=int(cfg.probe.batch_size))
+        attack = {"method": a.method, "eps": float(a.eps), "target": int(a.target),
+                  **attack_scores(y.numpy(), predict(model, x), int(a.target))}
+        log.info("attack %s eps=%g: macro-F1 %.3f, accuracy %.3f, target rate %.3f", a.method, a.eps,
+                 attack["macro_f1"], attack["accuracy"], attack["target_rate"])
     example = x[:2] if mask is not None else example_input(info["in_chans"], info["img_size"])
     probes = select_probes(model, cfg.model, cfg.probe, example)
     dtype = np.dtype(cfg.probe.dtype)
@@ -148,10 +165,15 @@ def run(cfg: DictConfig, tracker=None) -> dict:
             "run_name": cfg.run_name, "model": cfg.model.name, "dataset": ds.name,
             "num_classes": ds.num_classes, "n_samples": n, "seed": int(cfg.seed),
             "sample_split": cfg.probe.sample_split, "probe": config_to_dict(cfg.probe), "layers": layers,
+            "attack": attack,
         }
         write_json(tmp / "meta.json", meta)
-        write_stamp(tmp, cfg, "activations")
+        write_stamp(tmp, cfg, "activations", seconds=time.time() - t0)
         log_results(tracker, tmp)
+    if attack is not None:
+        from reptopo.io import write_json_atomic
+
+        write_json_atomic(abspath(cfg.paths.metrics_dir) / "attack.json", attack)
     log.info("activations: %d samples x %d probes -> %s", n, len(probes), out_dir)
     return meta
 
@@ -162,6 +184,8 @@ def log_results(tracker, out_dir: Path) -> None:
 
     meta = json.loads((out_dir / "meta.json").read_text())
     tracker.log_metrics({"n_samples": meta["n_samples"], "n_probes": len(meta["layers"])})
+    if meta.get("attack"):
+        tracker.log_metrics({f"attack/{k}": v for k, v in meta["attack"].items() if isinstance(v, float)})
     tracker.log_series("probe_dim", [l["shape"][1] for l in meta["layers"]])
     tracker.log_dict(meta, "activations_meta.json")
 

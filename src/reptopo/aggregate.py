@@ -2,9 +2,11 @@
 
 Reads ``data/homology/<run>/`` (all runs, or ``aggregate.runs``) and ``data/metrics/<run>/train.json``.
 Writes under ``paths.reports_dir``:
-- ``tables/``: summary.csv (every layer of every run), train_metrics.csv, report.md;
+- ``tables/``: summary.csv (every layer of every run), train_metrics.csv, report.md, and with
+  ``aggregate.analysis`` findings.json (the paper finding checks of :mod:`reptopo.findings`) and
+  the experiment's own tables (e.g. zoo.csv for E4);
 - ``figures/``: phdim_vs_depth.png, lifespans_vs_depth.png, intrinsic_vs_depth.png,
-  betti_<run>.png (Betti curves per layer);
+  betti_<run>.png (Betti curves per layer), and the experiment's own figures;
 - ``depth_curves.csv``: run, layer, depth, phdim, L0_local, L1_local (for ``dvc plots show``).
 """
 from __future__ import annotations
@@ -47,9 +49,34 @@ def _md_table(df) -> str:
     return "\n".join(lines)
 
 
+def _read_optional_csv(path: Path, run: str):
+    import pandas as pd
+
+    if not path.is_file():
+        return None
+    df = pd.read_csv(path)
+    df.insert(0, "run", run)
+    return df
+
+
+def _group_column(summary) -> str:
+    """Legends use the run labels when they tell runs apart, the run names otherwise."""
+    if "label" in summary and summary.groupby("label")["run"].nunique().max() == 1:
+        return "label"
+    return "run"
+
+
 def run(cfg: DictConfig) -> "object":
-    """Build the cross-run tables and figures; returns the combined summary DataFrame."""
+    """Build the cross-run tables and figures (and, with ``aggregate.analysis``, the paper
+    finding checks); returns the combined summary DataFrame. ``aggregate.mode=reproduction``
+    writes the REPRODUCTION report instead (see :mod:`reptopo.report`)."""
     cfg = validate_config(cfg)
+    if cfg.aggregate.mode == "reproduction":
+        from reptopo.report import write_reproduction_report
+
+        return write_reproduction_report(cfg)
+    if cfg.aggregate.mode != "runs":
+        raise ReptopoError(f"aggregate.mode={cfg.aggregate.mode!r}; expected 'runs' or 'reproduction'")
     import pandas as pd
 
     from reptopo import plotting
@@ -58,30 +85,53 @@ def run(cfg: DictConfig) -> "object":
 
     data_dir = abspath(cfg.paths.data_dir)
     runs = find_runs(data_dir / "homology", cfg.aggregate.get("runs"))
-    frames, train_rows, betti = [], [], {}
+    frames, train_rows, betti, extra = [], [], {}, {"per_class": [], "class_betti": [], "attacks": []}
     for name in runs:
-        df = pd.read_csv(data_dir / "homology" / name / "summary.csv")
+        hom = data_dir / "homology" / name
+        df = pd.read_csv(hom / "summary.csv")
         df.insert(0, "run", name)
+        if "label" not in df:
+            df.insert(1, "label", name)
         frames.append(df)
-        betti[name] = pd.read_csv(data_dir / "homology" / name / "betti.csv")
+        betti[name] = pd.read_csv(hom / "betti.csv")
         metrics_file = data_dir / "metrics" / name / "train.json"
         if metrics_file.is_file():
             train_rows.append({"run": name, **json.loads(metrics_file.read_text())})
+        for key, path in (("per_class", hom / "lifespans_per_class.csv"), ("class_betti", hom / "class_betti.csv")):
+            table = _read_optional_csv(path, name)
+            if table is not None:
+                extra[key].append(table)
+        attack_file = data_dir / "metrics" / name / "attack.json"
+        if attack_file.is_file():
+            extra["attacks"].append({"run": name, **json.loads(attack_file.read_text())})
     summary = pd.concat(frames, ignore_index=True)
     train = pd.DataFrame(train_rows)
+    per_class = pd.concat(extra["per_class"], ignore_index=True) if extra["per_class"] else pd.DataFrame()
+    class_betti = pd.concat(extra["class_betti"], ignore_index=True) if extra["class_betti"] else pd.DataFrame()
+    attacks = pd.DataFrame(extra["attacks"])
+    group = _group_column(summary)
+
+    analysis = cfg.aggregate.get("analysis")
+    findings, analysis_figures, analysis_tables = [], {}, {}
+    if analysis:
+        from reptopo.experiment_analysis import analyze
+
+        findings, analysis_figures, analysis_tables = analyze(
+            analysis, cfg.experiment_name, summary, train, per_class, attacks, class_betti,
+            target_class=int(cfg.aggregate.target_class), n_boot=int(cfg.aggregate.bootstrap), seed=int(cfg.seed))
 
     reports = abspath(cfg.paths.reports_dir)
     reports.mkdir(parents=True, exist_ok=True)
     with start_run(cfg, "aggregate", {"runs": ",".join(runs)}) as tracker:
         with atomic_dir(reports / "figures") as figs:
             plotting.save(plotting.depth_curves(summary, "phdim", "PHdim (0-dim, raw activations)",
-                                                "PHdim vs depth"), figs / "phdim_vs_depth.png")
-            plotting.save(plotting.lifespans_panel(summary, "Lifespans sums vs depth (MinMax-scaled)"),
+                                                "PHdim vs depth", group=group), figs / "phdim_vs_depth.png")
+            plotting.save(plotting.lifespans_panel(summary, "Lifespans sums vs depth (MinMax-scaled)", group=group),
                           figs / "lifespans_vs_depth.png")
             intrinsic = [c for c in ("twonn", "mle") if c in summary]
             if intrinsic:
-                long = summary.melt(id_vars=["run", "depth"], value_vars=intrinsic, var_name="estimator")
-                long["curve"] = long["run"] + " / " + long["estimator"]
+                long = summary.melt(id_vars=[group, "depth"], value_vars=intrinsic, var_name="estimator")
+                long["curve"] = long[group].astype(str) + " / " + long["estimator"]
                 plotting.save(plotting.depth_curves(long, "value", "intrinsic dimension", "TwoNN and MLE vs depth",
                                                     group="curve"), figs / "intrinsic_vs_depth.png")
             for name, df in betti.items():
@@ -93,30 +143,43 @@ def run(cfg: DictConfig) -> "object":
                 ])
                 plotting.save(plotting.betti_curves_figure(grid, curves, layers.layer.tolist(), f"Betti curves: {name}"),
                               figs / f"betti_{name}.png")
+            for fname, fig in analysis_figures.items():
+                plotting.save(fig, figs / fname)
         curves_csv = reports / "depth_curves.csv"
         tmp = curves_csv.with_name(".depth_curves.csv.tmp")
-        cols = ["run", "layer", "depth", "phdim", "L0_local", "L1_local", "L0_global", "L1_global"]
+        cols = ["run", "label", "layer", "depth", "phdim", "L0_local", "L1_local", "L0_global", "L1_global"]
         summary[[c for c in cols if c in summary]].to_csv(tmp, index=False)
         tmp.replace(curves_csv)
         with atomic_dir(reports / "tables") as tables:
             summary.to_csv(tables / "summary.csv", index=False)
             train.to_csv(tables / "train_metrics.csv", index=False)
+            for tname, table in analysis_tables.items():
+                table.to_csv(tables / tname, index=False)
+            if analysis:
+                (tables / "findings.json").write_text(json.dumps([f.as_dict() for f in findings], indent=2, default=float) + "\n")
             report = [
-                f"# reptopo report: experiment `{cfg.experiment_name}`", "",
+                f"# reptopo report: experiment `{cfg.experiment_name}`" + (f" ({cfg.scale} scale)" if cfg.scale else ""), "",
                 f"Runs: {', '.join(runs)}", "",
+                *(["## Findings", "", "| # | finding | measured | verdict |", "|---|---|---|---|",
+                   *[f"| {f.id} | {f.claim} | {f.measured} | **{f.verdict}** |" for f in findings], ""] if findings else []),
                 "## Training", "", _md_table(train) if len(train) else "(no train metrics found)", "",
                 "## Per-layer descriptors", "",
-                _md_table(summary[[c for c in ["run", "layer", "depth", "phdim", "L0_local", "L1_local", "L0_global",
-                                               "L1_global", "twonn", "mle"] if c in summary]]), "",
+                _md_table(summary[[c for c in ["run", "label", "layer", "depth", "phdim", "L0_local", "L1_local",
+                                               "L0_global", "L1_global", "twonn", "mle"] if c in summary]]), "",
                 "## Figures", "",
                 *[f"![{p.stem}](../figures/{p.name})" for p in sorted((reports / "figures").glob("*.png"))],
             ]
             (tables / "report.md").write_text("\n".join(report) + "\n")
         tracker.log_artifact(reports / "tables" / "summary.csv")
         tracker.log_artifact(reports / "tables" / "report.md")
+        if analysis:
+            tracker.log_artifact(reports / "tables" / "findings.json")
+            tracker.set_tags({f"finding_{f.id}": f.verdict for f in findings})
         for png in sorted((reports / "figures").glob("*.png")):
             tracker.log_artifact(png, "figures")
     log.info("aggregate: %d runs -> %s", len(runs), reports)
+    for f in findings:
+        log.info("finding %s (%s): %s", f.id, f.verdict, f.measured)
     return summary
 
 

@@ -26,6 +26,8 @@ class LayerResult:
     diagrams: list[np.ndarray]
     n_global: int
     intrinsic: dict[str, float] = field(default_factory=dict)
+    # class -> Betti numbers (maxdim + 1,) of its k-NN graph; empty unless enabled.
+    class_betti: dict[int, list[int]] = field(default_factory=dict)
 
 
 def check_layer(X: np.ndarray, layer: str, n_needed: int) -> None:
@@ -76,7 +78,26 @@ def analyze_layer(X: np.ndarray, labels: np.ndarray, topo_cfg, seed: int, layer:
     glob = dict(zip(dims, map(float, topology.lifespans_from_diagrams(diagrams, dims, alpha=alpha))))
 
     intrinsic = {m: float(topology.intrinsic_dimension(X, method=m)) for m in topo_cfg.get("intrinsic") or []}
-    return LayerResult(ph, local, by_class, glob, diagrams, n_global, intrinsic)
+    return LayerResult(ph, local, by_class, glob, diagrams, n_global, intrinsic,
+                       class_betti_numbers(X, labels, topo_cfg, n_threads))
+
+
+def class_betti_numbers(X: np.ndarray, labels: np.ndarray, topo_cfg, n_threads: int = -1) -> dict:
+    """Per-class Betti numbers of the k-NN graph (Naitzat et al.), on the raw cloud's first
+    ``class_betti.max_per_class`` points of each class; {} when ``class_betti.enabled`` is off."""
+    cb = topo_cfg.get("class_betti")
+    if not cb or not cb.enabled:
+        return {}
+    out = {}
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)[: int(cb.max_per_class)]
+        if rows.size <= int(cb.k):
+            raise ReptopoError(f"topology.class_betti: class {int(c)} has {rows.size} points; "
+                               f"expected more than class_betti.k={int(cb.k)}")
+        betti = topology.knn_betti_numbers(X[rows], k=int(cb.k), maxdim=int(topo_cfg.maxdim),
+                                           min_hops=int(cb.min_hops), n_threads=n_threads)
+        out[int(c)] = betti.tolist()
+    return out
 
 
 def shared_grid(diagrams_per_layer: list[list[np.ndarray]], num: int) -> np.ndarray:

@@ -78,6 +78,24 @@ STAGE_INPUTS = {
 }
 
 
+def _config_hash(root: DictConfig, stage: str) -> str:
+    """Short hash of the config subtrees that decide ``stage`` (the ``${fp:<stage>}`` resolver)."""
+    import hashlib
+    import json
+
+    if stage not in STAGE_INPUTS:
+        raise ReptopoError(f"${{fp:{stage}}}: unknown stage; expected one of {sorted(STAGE_INPUTS)}")
+    parts = {k: OmegaConf.to_container(root[k], resolve=True) if OmegaConf.is_config(root[k]) else root[k]
+             for k in STAGE_INPUTS[stage]}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+# ``train_name: ${model.name}-${data.name}-${fp:train}`` names an output folder by what decides it,
+# so experiments that train the same model share one checkpoint and never overwrite each other's.
+if not OmegaConf.has_resolver("fp"):
+    OmegaConf.register_new_resolver("fp", lambda stage, *, _root_: _config_hash(_root_, stage))
+
+
 def fingerprint(cfg: DictConfig, stage: str) -> str:
     """SHA-256 of the resolved config subtrees that decide ``stage``'s output (after schema
     validation, so defaults filled in by the schema count the same as explicit values)."""
@@ -95,11 +113,23 @@ def fingerprint(cfg: DictConfig, stage: str) -> str:
 STAMP = "_stage.json"
 
 
-def write_stamp(out_dir: Path, cfg: DictConfig, stage: str) -> None:
-    """Record, inside an output folder being written, which config produced it."""
+def write_stamp(out_dir: Path, cfg: DictConfig, stage: str, seconds: float | None = None) -> None:
+    """Record, inside an output folder being written, which config produced it and the stage's
+    wall time in seconds (the reproduction report sums these per stage)."""
     from reptopo.io import write_json
 
-    write_json(Path(out_dir) / STAMP, {"stage": stage, "fingerprint": fingerprint(cfg, stage)})
+    write_json(Path(out_dir) / STAMP, {"stage": stage, "fingerprint": fingerprint(cfg, stage),
+                                       "seconds": None if seconds is None else round(float(seconds), 2)})
+
+
+def read_stamp(out_dir: str | os.PathLike) -> dict:
+    """The stamp of a finished output folder ({} when there is none)."""
+    import json
+
+    try:
+        return json.loads((Path(out_dir) / STAMP).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def is_complete(out_dir: str | os.PathLike, cfg: DictConfig, stage: str) -> bool:

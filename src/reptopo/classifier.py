@@ -15,8 +15,13 @@ class Classifier(pl.LightningModule):
     """Cross-entropy training with AdamW/SGD and an optional cosine schedule."""
 
     def __init__(self, model: nn.Module, optimizer: str = "adamw", lr: float = 1e-3,
-                 weight_decay: float = 0.0, scheduler: str | None = "cosine") -> None:
+                 weight_decay: float = 0.0, scheduler: str | None = "cosine", augment: str | None = None) -> None:
         super().__init__()
+        if augment not in AUGMENTATIONS:
+            from reptopo.errors import ReptopoError
+
+            raise ReptopoError(f"train.augment={augment!r}; expected one of {list(AUGMENTATIONS)}")
+        self.augment = augment
         self.model = model
         self.optimizer_name = optimizer
         self.lr = lr
@@ -37,6 +42,8 @@ class Classifier(pl.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx):
+        if self.augment and batch[0].ndim == 4:  # images only (N, C, H, W)
+            batch = (augment_images(batch[0], self.augment), *batch[1:])
         return self._step(batch, "train")
 
     def validation_step(self, batch, batch_idx):
@@ -56,6 +63,26 @@ class Classifier(pl.LightningModule):
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         return opt
+
+
+AUGMENTATIONS = (None, "crop", "crop_flip")
+
+
+def augment_images(x: torch.Tensor, kind: str, pad: int = 2) -> torch.Tensor:
+    """Random shifts by up to ``pad`` pixels (zero padding, as a padded random crop) and, for
+    ``crop_flip``, random horizontal flips; one draw per image from torch's global RNG (seeded)."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,))
+    dx = torch.randint(0, 2 * pad + 1, (n,))
+    rows = (dy[:, None] + torch.arange(h)[None]).to(x.device)  # (n, h)
+    cols = (dx[:, None] + torch.arange(w)[None]).to(x.device)  # (n, w)
+    idx = torch.arange(n, device=x.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    if kind == "crop_flip":
+        flip = torch.rand(n) < 0.5
+        out[flip] = out[flip].flip(-1)
+    return out.contiguous()
 
 
 class HistoryCallback(pl.Callback):

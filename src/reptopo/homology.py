@@ -1,18 +1,21 @@
 """Stage 3, homology: per probed layer, persistence, Betti curves, lifespans sums and PHdim.
 
 Reads ``paths.activations_dir``; writes ``paths.homology_dir``:
-- ``summary.csv``: one row per layer (index, name, depth, n, features, phdim, phdim_std,
+- ``summary.csv``: one row per layer (index, name, depth, run label, model, dataset, n, features, phdim, phdim_std,
   phdim_slope, L0/L1 local and global, TwoNN, MLE);
 - ``betti.csv``: long table (layer_index, layer, depth, filtration, betti_0, betti_1) on the run's
   one grid; ``grid.json`` says how the grid was made;
 - ``phdim_points.csv``: the (n, repeat, E(n)) points behind each PHdim fit;
-- ``lifespans_per_class.csv``; ``diagrams.npz`` (``layer_XX_h{k}`` arrays, inf = never dies);
+- ``lifespans_per_class.csv``; with ``topology.class_betti.enabled``, ``class_betti.csv`` (per layer
+  and class: Betti numbers of the k-NN graph, topology.knn_betti_numbers);
+- ``diagrams.npz`` (``layer_XX_h{k}`` arrays, inf = never dies);
 - ``figures/``: betti_curves.png, diagrams.png, phdim_fit.png, phdim_vs_depth.png;
 and ``paths.metrics_dir``/homology.json (PHdim and L_0/L_1 per layer, for ``dvc metrics``).
 """
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import hydra
@@ -44,6 +47,7 @@ def load_layer(act_dir, layer: dict, n_expected: int) -> np.ndarray:
 
 def run(cfg: DictConfig, tracker=None) -> "object":
     """Analyse every probed layer; returns the summary DataFrame."""
+    t0 = time.time()
     cfg = validate_config(cfg)
     import pandas as pd
     from tqdm.auto import tqdm
@@ -104,6 +108,14 @@ def run(cfg: DictConfig, tracker=None) -> "object":
         {"layer_index": l["index"], "layer": l["name"], "dim": k, "class": c, "L": v}
         for l, r in zip(layers, results) for k in dims for c, v in r.lifespans_per_class[k].items()
     ])
+    class_betti = pd.DataFrame([
+        {"layer_index": l["index"], "layer": l["name"], "depth": l["depth"], "class": c,
+         **{f"betti_{k}": b[k] for k in dims}}
+        for l, r in zip(layers, results) for c, b in r.class_betti.items()
+    ])
+    summary.insert(3, "label", cfg.run_label)
+    summary.insert(4, "model", cfg.model.name)
+    summary.insert(5, "dataset", cfg.data.name)
     grid_info = {
         "kind": "linear", "start": 0.0, "stop": float(grid[-1]), "num": len(grid),
         "space": "MinMax-scaled activations (global cloud)",
@@ -117,6 +129,8 @@ def run(cfg: DictConfig, tracker=None) -> "object":
         betti.to_csv(tmp / "betti.csv", index=False)
         points.to_csv(tmp / "phdim_points.csv", index=False)
         per_class.to_csv(tmp / "lifespans_per_class.csv", index=False)
+        if len(class_betti):
+            class_betti.to_csv(tmp / "class_betti.csv", index=False)
         write_json(tmp / "grid.json", grid_info)
         np.savez_compressed(tmp / "diagrams.npz", **{
             f"layer_{l['index']:02d}_h{k}": r.diagrams[k] for l, r in zip(layers, results) for k in dims})
@@ -131,7 +145,7 @@ def run(cfg: DictConfig, tracker=None) -> "object":
         plotting.save(plotting.depth_curves(summary.assign(run=cfg.run_name), "phdim", "PHdim", f"PHdim vs depth: {title}"),
                       fig_dir / "phdim_vs_depth.png")
 
-        write_stamp(tmp, cfg, "homology")
+        write_stamp(tmp, cfg, "homology", seconds=time.time() - t0)
         log_results(tracker, tmp)
     write_json_atomic(abspath(cfg.paths.metrics_dir) / "homology.json", {
         "phdim": dict(zip(names, summary["phdim"].round(4))),

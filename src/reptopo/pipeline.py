@@ -8,7 +8,10 @@ checkpoint. A job whose outputs are complete and whose MLflow run finished is sk
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -34,6 +37,7 @@ def run(cfg: DictConfig) -> str:
     outputs_done = all(is_complete(out, cfg, name) for name, _, out in stages)
     if outputs_done and (not cfg.tracking.enabled or find_finished_run(cfg, "pipeline", job_fp)):
         log.info("pipeline %s: outputs and MLflow run complete, skipping", cfg.run_name)
+        _record_run(cfg)
         return "skipped"
     with start_run(cfg, "pipeline", {"fingerprint": job_fp}) as tracker:
         for name, module, out in stages:
@@ -42,7 +46,28 @@ def run(cfg: DictConfig) -> str:
                 module.log_results(tracker, out)
             else:
                 module.run(cfg, tracker=tracker)
+    _record_run(cfg)
     return "ran"
+
+
+def _record_run(cfg: DictConfig) -> None:
+    """Make the run's metrics folder complete and tell a waiting ``reptopo.experiment`` about it.
+
+    A checkpoint shared with other runs (same ``train_name``) was trained under another run's
+    name: its metrics are copied here so every run has ``train.json``. The run's name and folders
+    are appended (one JSON line, O_APPEND) to $REPTOPO_RUNS_FILE when the experiment app set it.
+    """
+    from reptopo.io import write_json_atomic
+
+    metrics = abspath(cfg.paths.metrics_dir) / "train.json"
+    trained = abspath(cfg.paths.train_dir) / "metrics.json"
+    if trained.is_file() and (not metrics.is_file() or metrics.read_bytes() != trained.read_bytes()):
+        write_json_atomic(metrics, json.loads(trained.read_text()))
+    runs_file = os.environ.get("REPTOPO_RUNS_FILE")
+    if runs_file:
+        line = json.dumps({"run": cfg.run_name, "train": Path(cfg.paths.train_dir).name, "label": cfg.run_label})
+        with open(runs_file, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")

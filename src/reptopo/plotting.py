@@ -103,6 +103,67 @@ def phdim_fit_figure(fits: Sequence, layer_names: Sequence[str], title: str):
     return fig
 
 
+def zoo_scatter(zoo: pd.DataFrame, corr: dict, title: str):
+    """E4: L_0 and L_1 of one class's logits (x) vs test accuracy (y), one point per model."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
+    for ax, k in zip(axes, (0, 1)):
+        ax.scatter(zoo[f"L{k}_class"], zoo["test_acc"], s=30)
+        c = corr.get(f"L{k}", {})
+        if c:
+            ax.set_title(f"L_{k}: Pearson {c['pearson']:.2f} [{c['pearson_lo']:.2f}, {c['pearson_hi']:.2f}], "
+                         f"Spearman {c['spearman']:.2f}", fontsize=9)
+        ax.set_xlabel(f"L_{k} of the class manifold at the logits (MinMax-scaled)")
+        ax.set_ylabel("test accuracy")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return fig
+
+
+def attack_curves(df: pd.DataFrame, column: str, title: str):
+    """E5: ``column`` per layer vs attack eps (one line per layer, colour = depth) and macro-F1 vs eps."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    layers = df.drop_duplicates("layer_index").sort_values("layer_index")
+    colors = plt.cm.viridis(np.linspace(0, 1, len(layers)))
+    for color, (_, row) in zip(colors, layers.iterrows()):
+        sub = df[df["layer_index"] == row["layer_index"]].sort_values("eps")
+        axes[0].plot(sub["eps"], sub[column], "o-", color=color, ms=3, label=row["layer"])
+    axes[0].set_xlabel("eps (L-inf, pixel units)")
+    axes[0].set_ylabel(column.replace("_", " "))
+    axes[0].set_yscale("log")
+    axes[0].legend(fontsize=6, title="layer")
+    f1 = df.drop_duplicates("run").sort_values("eps")
+    axes[1].plot(f1["eps"], f1["macro_f1"], "o-", label="macro-F1 vs true labels")
+    axes[1].plot(f1["eps"], f1["target_rate"], "s--", label="share classified as target")
+    axes[1].set_xlabel("eps (L-inf, pixel units)")
+    axes[1].set_ylim(0, 1)
+    axes[1].legend(fontsize=8)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return fig
+
+
+def class_betti_figure(cb: pd.DataFrame, title: str):
+    """Naitzat: per-class Betti numbers vs depth, one panel per (dataset, activation) run."""
+    runs = sorted(cb["curve"].unique())
+    ks = sorted(int(c.split("_")[1]) for c in cb.columns if c.startswith("betti_"))
+    fig, axes = plt.subplots(1, len(runs), figsize=(3.6 * len(runs), 3.4), constrained_layout=True, squeeze=False)
+    for ax, name in zip(axes[0], runs):
+        sub = cb[cb["curve"] == name]
+        for (c, k), style in zip([(c, k) for c in sorted(sub["class"].unique()) for k in ks],
+                                 ["o-", "s--", "^-", "v--", "d-", "x--"]):
+            d = sub[sub["class"] == c].sort_values("depth")
+            ax.plot(d["depth"], d[f"betti_{k}"], style, ms=3, label=f"class {c}: beta_{k}")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("relative depth")
+        ax.set_yscale("symlog", linthresh=1)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("Betti number")
+    axes[0, -1].legend(fontsize=7)
+    fig.suptitle(title)
+    return fig
+
+
 def save(fig, path) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)

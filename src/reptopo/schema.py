@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+import reptopo.app  # noqa: F401  (registers the ${fp:<stage>} resolver that run names use)
 from reptopo.errors import ReptopoError
 
 
@@ -19,6 +20,7 @@ from reptopo.errors import ReptopoError
 class PathsSchema:
     root: str = "."
     data_dir: str = "???"
+    raw_dir: str = "???"
     train_dir: str = "???"
     activations_dir: str = "???"
     homology_dir: str = "???"
@@ -85,6 +87,17 @@ class TrainSchema:
     deterministic: bool = True
     num_workers: int = 0
     eval_batch_size: int = 512
+    # Training-time augmentation of images: null, crop (random shifts by up to 2 pixels, zero
+    # padded) or crop_flip (and random horizontal flips).
+    augment: Optional[str] = None
+
+
+@dataclass
+class AttackSchema:
+    # null: clean inputs; fgsm_targeted: torchattacks' FGSM (L-inf), targeted at ``target``.
+    method: Optional[str] = None
+    eps: float = 0.0
+    target: int = 8
 
 
 @dataclass
@@ -100,6 +113,7 @@ class ProbeSchema:
     sample_split: str = "train"
     batch_size: int = 500
     dtype: str = "float32"
+    attack: AttackSchema = field(default_factory=AttackSchema)
 
 
 @dataclass
@@ -125,6 +139,15 @@ class BettiSchema:
 
 
 @dataclass
+class ClassBettiSchema:
+    # Per-class Betti numbers of the k-NN graph (bars born by 1 hop, alive after min_hops hops).
+    enabled: bool = False
+    k: int = 12
+    min_hops: int = 2
+    max_per_class: int = 800
+
+
+@dataclass
 class TopologySchema:
     name: str = "???"
     maxdim: int = 1
@@ -132,6 +155,7 @@ class TopologySchema:
     lifespans: LifespansSchema = field(default_factory=LifespansSchema)
     phdim: PHDimSchema = field(default_factory=PHDimSchema)
     betti: BettiSchema = field(default_factory=BettiSchema)
+    class_betti: ClassBettiSchema = field(default_factory=ClassBettiSchema)
     intrinsic: List[str] = field(default_factory=list)
 
 
@@ -147,13 +171,22 @@ class TrackingSchema:
 @dataclass
 class AggregateSchema:
     runs: Optional[List[str]] = None
+    mode: str = "runs"
+    analysis: Optional[str] = None
+    target_class: int = 0
+    bootstrap: int = 2000
+    experiments: List[str] = field(default_factory=list)
 
 
 @dataclass
 class ConfigSchema:
     experiment_name: str = "???"
+    scale: Optional[str] = None
     seed: int = 0
     run_name: str = "???"
+    train_name: str = "???"
+    run_label: Any = "???"
+    sweeps: Dict[str, List[str]] = field(default_factory=dict)
     paths: PathsSchema = field(default_factory=PathsSchema)
     model: ModelSchema = field(default_factory=ModelSchema)
     data: DataSchema = field(default_factory=DataSchema)

@@ -50,7 +50,8 @@ def run(cfg: DictConfig, tracker=None) -> dict:
         encode_dataset(ds, tokenizer, cfg.model.max_length)
     model = build_model(cfg.model, ds.in_chans, ds.num_classes, ds.img_size,
                         vocab_size=len(tokenizer) if tokenizer is not None else None)
-    module = Classifier(model, cfg.train.optimizer, cfg.train.lr, cfg.train.weight_decay, cfg.train.get("scheduler"))
+    module = Classifier(model, cfg.train.optimizer, cfg.train.lr, cfg.train.weight_decay, cfg.train.get("scheduler"),
+                        augment=cfg.train.get("augment"))
     gen = torch.Generator().manual_seed(int(cfg.seed))
     train_loader = DataLoader(TensorDataset(*ds.train.tensors()), batch_size=cfg.train.batch_size,
                               shuffle=True, generator=gen, num_workers=cfg.train.num_workers)
@@ -105,7 +106,7 @@ def run(cfg: DictConfig, tracker=None) -> dict:
             model.net.config.save_pretrained(str(tmp / "hf_config"))
         write_json(tmp / "metrics.json", metrics)
         write_json(tmp / "history.json", history.epochs)
-        write_stamp(tmp, cfg, "train")
+        write_stamp(tmp, cfg, "train", seconds=time.time() - t0)
         log_results(tracker, tmp)
     write_json_atomic(abspath(cfg.paths.metrics_dir) / "train.json", metrics)
     log.info("train: %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})

@@ -4,7 +4,8 @@ Plain functions on numpy arrays (torch tensors are accepted too); no configurati
 printing inside. Definitions follow Magai & Ayzenberg (see docs/paper-protocol.md):
 
 - :func:`persistence_diagrams`: Vietoris–Rips diagrams, H0 from an exact Euclidean MST and H1+
-  from giotto-ph; :func:`betti_curves` on a shared filtration grid.
+  from giotto-ph; :func:`betti_curves` on a shared filtration grid; :func:`knn_betti_numbers`
+  (Betti numbers of a k-NN graph, for per-class counts as in Naitzat et al.).
 - :func:`lifespans_sum`: the paper's descriptor L_k (global, or averaged over classes).
 - :func:`phdim`: the 0-dimensional PH fractal dimension, with repeats and a seed.
 - :func:`intrinsic_dimension`: TwoNN / MLE cross-checks via scikit-dimension.
@@ -21,12 +22,13 @@ from .descriptors import (
 )
 from .intrinsic import intrinsic_dimension
 from .mst import mst_edge_lengths, mst_edges
-from .persistence import betti_curves, filtration_grid, max_finite_death, persistence_diagrams
+from .persistence import betti_curves, knn_betti_numbers, filtration_grid, max_finite_death, persistence_diagrams
 from .phdim import PHDimResult, phdim, phdim_sizes, phdim_subsample_indices
 
 __all__ = [
     "persistence_diagrams",
     "betti_curves",
+    "knn_betti_numbers",
     "filtration_grid",
     "max_finite_death",
     "lifespans_sum",

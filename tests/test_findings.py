@@ -1,0 +1,115 @@
+"""The paper-finding checks: verdicts computed from numbers, on tables with known answers."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reptopo import findings as fnd
+
+
+def curves(rows: dict[str, dict[str, list[float]]], **const) -> pd.DataFrame:
+    """A summary table: run -> {column: values per probe}."""
+    out = []
+    for run, cols in rows.items():
+        n = len(next(iter(cols.values())))
+        for i in range(n):
+            out.append({"run": run, "label": const.get("labels", {}).get(run, run), "layer_index": i,
+                        "layer": f"l{i}", "depth": (i + 1) / n, **{c: v[i] for c, v in cols.items()},
+                        **{k: v[run] for k, v in const.items() if k != "labels"}})
+    return pd.DataFrame(out)
+
+
+def test_collapse_verdicts():
+    falls = {"L0_local": [100, 120, 110, 5], "L1_local": [3, 4, 3, 0.1]}
+    flat = {"L0_local": [100, 120, 110, 90], "L1_local": [3, 4, 3, 3]}
+    assert fnd.check_collapse(curves({"a": falls, "b": falls}), "e1").verdict == fnd.REPRODUCED
+    assert fnd.check_collapse(curves({"a": falls, "b": flat}), "e1").verdict == fnd.PARTLY
+    f = fnd.check_collapse(curves({"a": flat}), "e1")
+    assert f.verdict == fnd.NOT and f.values["a"]["L0_logits_over_max"] == pytest.approx(90 / 120)
+
+
+def test_rise_and_fall_verdicts():
+    hunch = {"phdim": [12, 18, 15, 9, 3]}
+    assert fnd.check_rise_fall(curves({"a": hunch}), "e1").verdict == fnd.REPRODUCED
+    v = fnd.check_rise_fall(curves({"a": hunch}), "e1").values["a"]
+    assert (v["first"], v["peak"], v["peak_depth"], v["last"]) == (12, 18, 0.4, 3)
+    assert fnd.check_rise_fall(curves({"a": {"phdim": [18, 15, 9, 3]}}), "e1").verdict == fnd.NOT  # falls only
+    assert fnd.check_rise_fall(curves({"a": {"phdim": [3, 9, 15, 18]}}), "e1").verdict == fnd.NOT  # rises only
+
+
+def test_activation_ordering():
+    depth = np.linspace(0.1, 1, 10)
+    early = np.array([10, 16, 8, 5, 4, 3, 3, 3, 3, 3.0])   # falls half way by the 3rd probe
+    late = np.array([10, 12, 14, 16, 15, 14, 12, 8, 5, 3.0])  # by the 8th
+    assert fnd.simplification_depth(depth, early) == pytest.approx(0.3)
+    assert fnd.simplification_depth(depth, late) == pytest.approx(0.8)
+    rows = {a: {"phdim": list(early if a in ("relu", "silu") else late)} for a in ("relu", "silu", "tanh", "sigmoid")}
+    assert fnd.check_activations(curves(rows), "e3").verdict == fnd.REPRODUCED
+    swapped = {a: {"phdim": list(late if a in ("relu", "silu") else early)} for a in rows}
+    assert fnd.check_activations(curves(swapped), "e3").verdict == fnd.NOT
+    assert fnd.check_activations(curves({"relu": rows["relu"]}), "e3").verdict == fnd.UNMEASURED
+
+
+def test_generalization_correlation_and_bootstrap():
+    rng = np.random.default_rng(0)
+    acc = np.linspace(0.6, 0.9, 12)
+    zoo = pd.DataFrame({"run": [f"m{i}" for i in range(12)], "L0_class": 10 - 8 * acc + rng.normal(0, 0.1, 12),
+                        "L1_class": rng.random(12), "test_acc": acc})
+    f = fnd.check_generalization(zoo, n_boot=500)
+    c = f.values["L0"]
+    from scipy import stats
+
+    assert c["pearson"] == pytest.approx(stats.pearsonr(zoo.L0_class, zoo.test_acc)[0])
+    assert c["spearman"] == pytest.approx(stats.spearmanr(zoo.L0_class, zoo.test_acc)[0])
+    assert c["pearson"] < -0.9 and c["pearson_lo"] <= c["pearson"] <= c["pearson_hi"] < 0
+    assert f.verdict == fnd.REPRODUCED
+    pos = zoo.assign(L0_class=2 + 8 * acc)
+    assert fnd.check_generalization(pos, n_boot=200).verdict == fnd.NOT
+    # Same seed, same interval.
+    assert fnd.bootstrap_ci(acc, zoo.L0_class.to_numpy(), lambda a, b: float(np.corrcoef(a, b)[0, 1]), 300, seed=3) == \
+        fnd.bootstrap_ci(acc, zoo.L0_class.to_numpy(), lambda a, b: float(np.corrcoef(a, b)[0, 1]), 300, seed=3)
+
+
+def test_adversarial_and_datasets():
+    eps = [0.0, 0.01, 0.03, 0.05]
+    f1 = [0.9, 0.7, 0.4, 0.2]
+    rows = {f"r{i}": {"L1_global": [1.0 * (1 + f1[i]), 0.5 * (1 + f1[i]), 0.1 * (1 + f1[i])]} for i in range(4)}
+    attacks = pd.DataFrame({"run": list(rows), "eps": eps, "macro_f1": f1})
+    f = fnd.check_adversarial(curves(rows), attacks)
+    assert f.verdict == fnd.REPRODUCED and all(v == pytest.approx(1.0) for v in f.values.values())
+    inverted = {r: {"L1_global": [1 / v for v in c["L1_global"]]} for r, c in rows.items()}
+    assert fnd.check_adversarial(curves(inverted), attacks).verdict == fnd.NOT
+
+    hard = {"L0_local": [100, 95, 90, 5]}
+    easy = {"L0_local": [100, 50, 20, 5]}
+    summary = curves({"m-hard": hard, "m-easy": easy}, model={"m-hard": "m", "m-easy": "m"},
+                     dataset={"m-hard": "cifar", "m-easy": "svhn"})
+    train = pd.DataFrame({"run": ["m-hard", "m-easy"], "test_acc": [0.7, 0.95]})
+    f = fnd.check_datasets(summary, train)
+    assert f.verdict == fnd.REPRODUCED
+    assert f.values["m"]["cifar"]["retained_L0"] == pytest.approx(95 / 100)
+    assert fnd.check_datasets(summary, train.assign(test_acc=[0.95, 0.7])).verdict == fnd.NOT
+
+
+def test_naitzat_simple_depth_and_relu_vs_tanh():
+    def cb(run, per_layer):  # per_layer: [(b0 class0, b1 class0, b0 class1, b1 class1), ...]
+        rows = []
+        for i, (a0, a1, c0, c1) in enumerate(per_layer):
+            d = (i + 1) / len(per_layer)
+            rows += [{"run": run, "layer_index": i, "depth": d, "class": 0, "betti_0": a0, "betti_1": a1},
+                     {"run": run, "layer_index": i, "depth": d, "class": 1, "betti_0": c0, "betti_1": c1}]
+        return pd.DataFrame(rows)
+
+    relu = cb("relu", [(9, 0, 1, 9), (3, 0, 1, 2), (1, 0, 1, 0), (1, 0, 1, 0)])
+    tanh = cb("tanh", [(9, 0, 1, 9), (5, 0, 1, 4), (1, 0, 1, 1), (1, 0, 1, 0)])
+    flicker = cb("x", [(1, 0, 1, 0), (2, 0, 1, 0), (1, 0, 1, 0), (1, 0, 1, 1)])
+    assert fnd.simple_depth(relu) == 0.75 and fnd.simple_depth(tanh) == 1.0 and fnd.simple_depth(flicker) == np.inf
+    summary = pd.DataFrame({"run": ["relu", "tanh"], "label": ["relu", "tanh"], "dataset": ["d1", "d1"]})
+    train = pd.DataFrame({"run": ["relu", "tanh"], "test_acc": [0.99, 0.97]})
+    n1, n2 = fnd.check_naitzat(pd.concat([relu, tanh]), summary, train)
+    assert n1.verdict == fnd.REPRODUCED and n2.verdict == fnd.REPRODUCED
+    # A net that is not well trained does not count for N1.
+    n1, _ = fnd.check_naitzat(pd.concat([relu, tanh.assign(run="tanh")]), summary,
+                              train.assign(test_acc=[0.99, 0.6]))
+    assert "well-trained" in n1.rule and n1.verdict == fnd.REPRODUCED

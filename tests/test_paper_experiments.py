@@ -1,0 +1,134 @@
+"""Every paper experiment end to end at a tiny size (real training, attacks, homology, Hydra
+multiruns, aggregate with finding checks), then the REPRODUCTION report built from them."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import FMNIST_ROOT, assert_png, run_cli
+
+pytestmark = pytest.mark.e2e
+
+EXPERIMENTS = ["e1", "e2", "e3", "e4", "e5", "e7", "naitzat"]
+TINY = ["data.train_size=256", "data.val_size=64", "data.test_size=150",
+        "probe.sample_size=120", "topology.phdim.n_start=50", "topology.phdim.n_step=25",
+        "topology.lifespans.max_per_class=40", "topology.lifespans.global_max_points=120", "topology.betti.num=20"]
+VERDICTS = {"reproduced", "partly", "not reproduced", "not measured"}
+
+
+@pytest.fixture(scope="module")
+def paper_root(tmp_path_factory):
+    if not FMNIST_ROOT.is_dir():
+        pytest.skip("Debian dataset-fashion-mnist not installed (make setup installs it)")
+    root = tmp_path_factory.mktemp("paper")
+    for exp in EXPERIMENTS:
+        tracking = "tracking=sqlite" if exp == "e1" else "tracking=none"
+        # E4's zoo varies the epochs itself (1 or 3): a command-line value would apply to every job.
+        epochs = [] if exp == "e4" else ["train.max_epochs=1"]
+        res = run_cli("experiment", f"experiment={exp}_quick", f"paths.root={root}", tracking, *TINY, *epochs, cwd=root)
+        assert res.returncode == 0, f"{exp}:\n{res.stderr[-5000:]}"
+    res = run_cli("aggregate", "aggregate.mode=reproduction", "scale=quick", f"paths.root={root}", "tracking=none", cwd=root)
+    assert res.returncode == 0, res.stderr[-4000:]
+    return root
+
+
+def reports(root, exp):
+    return root / "reports" / "quick" / exp
+
+
+def findings(root, exp):
+    return json.loads((reports(root, exp) / "tables" / "findings.json").read_text())
+
+
+def runs_of(root, exp):
+    return sorted(pd.read_csv(reports(root, exp) / "tables" / "summary.csv")["run"].unique())
+
+
+def test_every_experiment_reports_computed_findings(paper_root):
+    ids = {}
+    for exp in EXPERIMENTS:
+        found = findings(paper_root, exp)
+        assert found and all(f["verdict"] in VERDICTS and f["measured"] and f["claim"] for f in found)
+        ids[exp] = [f["id"] for f in found]
+        timing = json.loads((reports(paper_root, exp) / "timing.json").read_text())
+        assert timing["runs"] == len(runs_of(paper_root, exp)) and timing["wall_seconds"] > 0
+        assert set(timing["stage_seconds"]) == {"train", "activations", "homology", "aggregate"}
+        assert_png(reports(paper_root, exp) / "figures" / "phdim_vs_depth.png")
+    assert ids == {"e1": ["1", "2", "A1"], "e2": ["6", "1b"], "e3": ["3"], "e4": ["4"], "e5": ["5"],
+                   "e7": ["1T", "2T"], "naitzat": ["N1", "N2"]}
+
+
+def test_reproduction_report_is_built_from_the_findings(paper_root):
+    md = (paper_root / "reports" / "quick" / "REPRODUCTION.md").read_text()
+    table = pd.read_csv(paper_root / "reports" / "quick" / "findings.csv", dtype={"id": str})
+    for exp in EXPERIMENTS:
+        for f in findings(paper_root, exp):
+            row = table[(table.id == f["id"]) & (table.experiment == exp)].iloc[0]
+            assert row.verdict == f["verdict"] and row.measured == f["measured"]
+            assert f"| {f['id']} | {exp} |" in md
+        assert f"| {exp} |" in md.split("## Wall time per stage")[1]  # a timing row per experiment
+        assert f"]({exp}/figures/" in md  # figures linked relative to the report
+    # Every linked figure exists.
+    for link in [l.split("](")[1].rstrip(")") for l in md.splitlines() if l.startswith("![")]:
+        assert (paper_root / "reports" / "quick" / link).is_file(), link
+
+
+def test_runs_are_shared_where_the_config_is_the_same(paper_root):
+    e1, e2 = runs_of(paper_root, "e1"), runs_of(paper_root, "e2")
+    assert len(e1) == 2 and len(e2) == 4 and set(e1) < set(e2)
+    e5 = json.loads((reports(paper_root, "e5") / "timing.json").read_text())
+    assert e5["runs"] == 11 and e5["checkpoints"] == 1
+    e7 = json.loads((reports(paper_root, "e7") / "timing.json").read_text())
+    assert e7["runs"] == 6 and e7["checkpoints"] == 3
+
+
+def test_e3_e4_e5_e7_naitzat_tables(paper_root):
+    labels = pd.read_csv(reports(paper_root, "e3") / "tables" / "summary.csv")["label"].unique()
+    assert sorted(labels) == ["elu", "relu", "relu6", "sigmoid", "silu", "tanh"]
+
+    zoo = pd.read_csv(reports(paper_root, "e4") / "tables" / "zoo.csv")
+    assert len(zoo) == 12 and zoo["label"].nunique() == 12 and zoo["test_acc"].between(0, 1).all()
+    corr = findings(paper_root, "e4")[0]["values"]["L0"]
+    assert corr["pearson_lo"] <= corr["pearson"] <= corr["pearson_hi"]
+    assert_png(reports(paper_root, "e4") / "figures" / "zoo_generalization.png")
+
+    attack = pd.read_csv(reports(paper_root, "e5") / "tables" / "attack.csv")
+    assert attack["eps"].tolist() == [0.0, 0.005, 0.015, 0.025, 0.035, 0.045, 0.055, 0.065, 0.075, 0.085, 0.095]
+    assert attack["macro_f1"].between(0, 1).all() and (attack["target"] == 8).all()
+    assert_png(reports(paper_root, "e5") / "figures" / "attack_lifespans.png")
+
+    # E7: CLS and masked-mean pooling of the same checkpoints, recorded per layer.
+    for run in runs_of(paper_root, "e7"):
+        meta = json.loads((paper_root / "data" / "exp" / "quick" / "activations" / run / "meta.json").read_text())
+        pools = {l["pooling"] for l in meta["layers"][:-1]}
+        assert pools == {meta["probe"]["token_pooling"]} and pools <= {"cls", "mean"}
+
+    cb = pd.read_csv(reports(paper_root, "naitzat") / "tables" / "class_betti.csv")
+    assert cb["run"].nunique() == 6 and set(cb["class"]) == {0, 1}
+    assert (cb["betti_0"] >= 1).all() and (cb["betti_1"] >= 0).all()
+    assert_png(reports(paper_root, "naitzat") / "figures" / "class_betti.png")
+
+
+def test_findings_reach_mlflow(paper_root):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{paper_root / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("reptopo-e1")
+    agg = client.search_runs([exp.experiment_id], "tags.stage = 'aggregate'")
+    assert agg and {agg[0].data.tags[f"finding_{i}"] for i in ("1", "2", "A1")} <= VERDICTS
+
+
+def test_reproduction_report_names_a_missing_experiment(tmp_path):
+    res = run_cli("aggregate", "aggregate.mode=reproduction", "scale=quick", f"paths.root={tmp_path}",
+                  "tracking=none", cwd=tmp_path)
+    assert res.returncode == 2
+    assert "reports/quick/e1/tables/findings.json is missing" in res.stderr
+    assert not (tmp_path / "reports" / "quick" / "REPRODUCTION.md").exists()
+
+
+def test_experiment_without_sweeps_is_one_clear_error(tmp_path):
+    res = run_cli("experiment", "experiment=tiny", f"paths.root={tmp_path}", "tracking=none", cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines()[-1].startswith("reptopo.experiment: error: experiment 'tiny' defines no sweeps")
