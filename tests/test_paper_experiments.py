@@ -78,6 +78,12 @@ def test_reproduction_report_is_built_from_the_findings(paper_root):
 def test_runs_are_shared_where_the_config_is_the_same(paper_root):
     e1, e2 = runs_of(paper_root, "e1"), runs_of(paper_root, "e2")
     assert len(e1) == 2 and len(e2) == 4 and set(e1) < set(e2)
+    # A shared run is labelled by each experiment its own way (E1: model; E2: model and data).
+    labels = {exp: pd.read_csv(reports(paper_root, exp) / "tables" / "summary.csv").groupby("run")["label"].first()
+              for exp in ("e1", "e2")}
+    assert sorted(labels["e1"]) == ["resnet_small", "vgg_small"]
+    assert sorted(labels["e2"]) == ["resnet_small fashion_mnist", "resnet_small mnist_5k",
+                                    "vgg_small fashion_mnist", "vgg_small mnist_5k"]
     e5 = json.loads((reports(paper_root, "e5") / "timing.json").read_text())
     assert e5["runs"] == 11 and e5["checkpoints"] == 1
     e7 = json.loads((reports(paper_root, "e7") / "timing.json").read_text())

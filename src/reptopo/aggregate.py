@@ -92,6 +92,8 @@ def run(cfg: DictConfig) -> "object":
         df.insert(0, "run", name)
         if "label" not in df:
             df.insert(1, "label", name)
+        if cfg.aggregate.get("labels") and name in cfg.aggregate.labels:
+            df["label"] = cfg.aggregate.labels[name]
         frames.append(df)
         betti[name] = pd.read_csv(hom / "betti.csv")
         metrics_file = data_dir / "metrics" / name / "train.json"

@@ -71,6 +71,7 @@ def run(cfg: DictConfig, passthrough: list[str] | None = None) -> dict:
     t_runs = time.time()
     agg_cfg = cfg.copy()
     OmegaConf.update(agg_cfg, "aggregate.runs", [r["run"] for r in records], merge=False)
+    OmegaConf.update(agg_cfg, "aggregate.labels", {r["run"]: str(r["label"]) for r in records}, merge=False)
     aggregate.run(agg_cfg)
     t_end = time.time()
 

@@ -104,7 +104,7 @@ def check_rise_fall(summary: pd.DataFrame, experiment: str, fid: str = "2", colu
         passed.append(ok)
         values[run] = {"first": y[0], "peak": y[i], "peak_depth": float(df["depth"].iloc[i]), "last": y[-1]}
         parts.append(f"{_label(df)}: {y[0]:.1f} -> peak {y[i]:.1f} at depth {df['depth'].iloc[i]:.0%} -> {y[-1]:.1f}")
-    name = "PHdim" if column == "phdim" else column
+    name = {"phdim": "PHdim", "twonn": "TwoNN intrinsic dimension", "mle": "MLE intrinsic dimension"}.get(column, column)
     paper = ("about 12 at the first probe, peak 16-20 at 20-40 % depth, 2-5 at the logits" if column == "phdim"
              else "Ansuini et al.: TwoNN about 30 -> 100-120 -> 15-20 on ImageNet CNNs")
     return Finding(

@@ -171,6 +171,9 @@ class TrackingSchema:
 @dataclass
 class AggregateSchema:
     runs: Optional[List[str]] = None
+    # run -> label for figures and tables (the experiment app passes its own jobs' labels, so a
+    # run shared with another experiment is labelled the way this experiment names it).
+    labels: Optional[Dict[str, str]] = None
     mode: str = "runs"
     analysis: Optional[str] = None
     target_class: int = 0
