@@ -21,10 +21,11 @@ from reptopo.models import (
 from reptopo.probes import select_probes
 from reptopo.schema import validate_config
 
-IMAGE_MODELS = ["resnet32", "resnet56", "resnet110", "seresnet", "resnet18", "vgg11_bn", "mobilenetv2",
+IMAGE_MODELS = ["resnet20", "resnet32", "resnet56", "resnet110", "seresnet", "resnet18", "vgg11_bn", "mobilenetv2",
                 "vit_tiny", "resnet_small", "vgg_small"]
 # With probe=blocks: (number of probes, first, last inner block, logits).
 DOCUMENTED_PROBES = {
+    "resnet20": (11, "act1", "layer3.2", "fc"),
     "resnet32": (17, "act1", "layer3.4", "fc"),
     "resnet56": (29, "act1", "layer3.8", "fc"),
     "resnet110": (56, "act1", "layer3.17", "fc"),
@@ -41,7 +42,7 @@ DOCUMENTED_PROBES = {
 }
 # Activation modules each CNN holds (what the swap must replace; SE gates excluded).
 ACTIVATION_COUNTS = {
-    "resnet32": 31, "resnet56": 55, "resnet110": 109,  # stem + 2 per BasicBlock
+    "resnet20": 19, "resnet32": 31, "resnet56": 55, "resnet110": 109,  # stem + 2 per BasicBlock
     "seresnet": 28,  # stem + 9 blocks x (2 + the SE module's ReLU); 9 sigmoid gates kept
     "resnet18": 17, "resnet_small": 17, "vgg11_bn": 10, "vgg_small": 9, "mobilenetv2": 35,
 }
