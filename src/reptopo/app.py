@@ -78,16 +78,21 @@ STAGE_INPUTS = {
 }
 
 
-def _config_hash(root: DictConfig, stage: str) -> str:
-    """Short hash of the config subtrees that decide ``stage`` (the ``${fp:<stage>}`` resolver)."""
+def _subtree_hash(cfg: DictConfig, stage: str) -> str:
+    """SHA-256 (hex) of the resolved config subtrees that decide ``stage`` (``STAGE_INPUTS``)."""
     import hashlib
     import json
 
+    parts = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+             for k in STAGE_INPUTS[stage]}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _config_hash(root: DictConfig, stage: str) -> str:
+    """Short hash of the config subtrees that decide ``stage`` (the ``${fp:<stage>}`` resolver)."""
     if stage not in STAGE_INPUTS:
         raise ReptopoError(f"${{fp:{stage}}}: unknown stage; expected one of {sorted(STAGE_INPUTS)}")
-    parts = {k: OmegaConf.to_container(root[k], resolve=True) if OmegaConf.is_config(root[k]) else root[k]
-             for k in STAGE_INPUTS[stage]}
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return _subtree_hash(root, stage)[:8]
 
 
 # ``train_name: ${model.name}-${data.name}-${fp:train}`` names an output folder by what decides it,
@@ -99,15 +104,9 @@ if not OmegaConf.has_resolver("fp"):
 def fingerprint(cfg: DictConfig, stage: str) -> str:
     """SHA-256 of the resolved config subtrees that decide ``stage``'s output (after schema
     validation, so defaults filled in by the schema count the same as explicit values)."""
-    import hashlib
-    import json
-
     from reptopo.schema import validate_config
 
-    cfg = validate_config(cfg)
-    parts = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-             for k in STAGE_INPUTS[stage]}
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+    return _subtree_hash(validate_config(cfg), stage)
 
 
 STAMP = "_stage.json"
@@ -134,13 +133,8 @@ def read_stamp(out_dir: str | os.PathLike) -> dict:
 
 def is_complete(out_dir: str | os.PathLike, cfg: DictConfig, stage: str) -> bool:
     """True when ``out_dir`` holds a finished output of ``stage`` made from the same config."""
-    import json
-
-    stamp = Path(out_dir) / STAMP
-    try:
-        return json.loads(stamp.read_text()).get("fingerprint") == fingerprint(cfg, stage)
-    except (OSError, ValueError):
-        return False
+    fp = read_stamp(out_dir).get("fingerprint")
+    return fp is not None and fp == fingerprint(cfg, stage)
 
 
 def threads_per_job() -> int:

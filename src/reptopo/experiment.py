@@ -76,11 +76,9 @@ def run(cfg: DictConfig, passthrough: list[str] | None = None) -> dict:
     t_end = time.time()
 
     data_dir = abspath(cfg.paths.data_dir)
-    stage_seconds = {"train": 0.0, "activations": 0.0, "homology": 0.0}
-    for stage, dirs in (("train", {r["train"] for r in records}), ("activations", {r["run"] for r in records}),
-                        ("homology", {r["run"] for r in records})):
-        for d in dirs:
-            stage_seconds[stage] += float(read_stamp(data_dir / stage / d).get("seconds") or 0.0)
+    folders = {"train": {r["train"] for r in records}, "activations": seen, "homology": seen}
+    stage_seconds = {stage: sum(float(read_stamp(data_dir / stage / d).get("seconds") or 0.0) for d in dirs)
+                     for stage, dirs in folders.items()}
     timing = {
         "experiment": cfg.experiment_name, "scale": cfg.scale, "runs": len(records),
         "checkpoints": len({r["train"] for r in records}),

@@ -319,14 +319,13 @@ def check_naitzat(class_betti: pd.DataFrame, summary: pd.DataFrame, train: pd.Da
                   experiment: str = "naitzat") -> list[Finding]:
     meta = summary.drop_duplicates("run").set_index("run")
     acc = dict(zip(train["run"], train["test_acc"]))
-    depth, values = {}, {}
+    depth, test_acc = {}, {}  # (dataset, activation) -> simple-from depth, test accuracy
     for run, cb in class_betti.groupby("run", sort=True):
-        d = simple_depth(cb)
         key = (str(meta.loc[run, "dataset"]), str(meta.loc[run, "label"]))
-        depth[key] = d
-        values[f"{key[0]} {key[1]}"] = {"simple_from_depth": d, "test_acc": acc.get(run, float("nan"))}
-    well_trained = {key for key, v in zip(depth, values.values()) if v["test_acc"] >= WELL_TRAINED}
-    reached = [bool(np.isfinite(depth[key])) for key in sorted(well_trained)]
+        depth[key], test_acc[key] = simple_depth(cb), acc.get(run, float("nan"))
+    values = {f"{ds} {act}": {"simple_from_depth": depth[(ds, act)], "test_acc": test_acc[(ds, act)]}
+              for ds, act in depth}
+    reached = [bool(np.isfinite(depth[key])) for key in sorted(depth) if test_acc[key] >= WELL_TRAINED]
     parts = [f"{ds} {act}: {'simple from depth %.0f%%' % (100 * d) if np.isfinite(d) else 'not simple at the output'}"
              for (ds, act), d in sorted(depth.items())]
     f_a = Finding(
@@ -335,18 +334,13 @@ def check_naitzat(class_betti: pd.DataFrame, summary: pd.DataFrame, train: pd.Da
         "; ".join(parts) or "no runs", _share_verdict(reached),
         f"per well-trained run (test accuracy >= {WELL_TRAINED}): every class has beta_0 = 1 and beta_1 = 0 at the last probes (Betti numbers of each class's "
         "12-NN graph, loops alive after 2 hops); all runs: reproduced, some: partly, none: not reproduced", values)
-    cmp_, parts2 = [], []
-    for ds in sorted({k[0] for k in depth}):
-        r, t = depth.get((ds, "relu")), depth.get((ds, "tanh"))
-        if r is None or t is None:
-            continue
-        cmp_.append(r <= t)
-        parts2.append(f"{ds}: relu {r:.0%} vs tanh {t:.0%}".replace("inf%", "never"))
-    strictly = [depth[(ds, "relu")] < depth[(ds, "tanh")] for ds in sorted({k[0] for k in depth})
-                if (ds, "relu") in depth and (ds, "tanh") in depth]
-    if not cmp_:
+    pairs = [(ds, depth[(ds, "relu")], depth[(ds, "tanh")]) for ds in sorted({k[0] for k in depth})
+             if (ds, "relu") in depth and (ds, "tanh") in depth]
+    parts2 = [f"{ds}: relu {r:.0%} vs tanh {t:.0%}".replace("inf%", "never") for ds, r, t in pairs]
+    strictly = [r < t for _, r, t in pairs]
+    if not pairs:
         verdict = UNMEASURED
-    elif all(cmp_) and any(strictly):
+    elif all(r <= t for _, r, t in pairs) and any(strictly):
         verdict = REPRODUCED
     elif any(strictly):
         verdict = PARTLY
