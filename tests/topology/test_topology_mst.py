@@ -9,7 +9,7 @@ from scipy.spatial.distance import cdist
 
 from reptopo.topology import mst_edge_lengths, mst_edges
 from reptopo.topology.distances import pairwise_distances, pairwise_distances_torch
-from reptopo.topology.mst import _prim_cpu, _prim_numpy, _prim_torch, _TreeEngine
+from reptopo.topology.mst import _boruvka_torch, _prim_cpu, _prim_numpy, _TreeEngine
 
 ENGINES = ["cpu", "torch-cpu"]
 
@@ -63,9 +63,10 @@ def test_single_point_has_empty_tree():
     assert edges.shape == (0, 2) and lengths.shape == (0,)
 
 
-def test_mst_edges_form_a_spanning_tree():
+@pytest.mark.parametrize("device", ENGINES)
+def test_mst_edges_form_a_spanning_tree(device):
     X = np.random.default_rng(1).normal(size=(120, 4))
-    edges, lengths = mst_edges(X)
+    edges, lengths = mst_edges(X, device=device)
     # n - 1 edges that connect everything (union-find) = a spanning tree.
     parent = list(range(len(X)))
 
@@ -103,26 +104,77 @@ def test_all_identical_points_give_zero_tree():
     assert lengths.shape == (29,) and np.all(lengths == 0)
 
 
-def test_engines_agree_with_ties():
-    # Integer grid: many equal distances. numpy and numba Prim scan in the same order, so they
-    # return the identical tree; torch scans in index order (no host sync), so it may pick
-    # another tree among the tied ones, of the same total length.
+def kruskal_lexicographic(D):
+    """Reference MST under the strict edge order (weight, min(i, j), max(i, j)): the unique
+    tree Borůvka must return. Plain Kruskal with union-find over all n (n - 1) / 2 edges."""
+    n = D.shape[0]
+    a, b = np.triu_indices(n, k=1)
+    order = np.lexsort((b, a, D[a, b]))
+    parent = np.arange(n)
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    tree = set()
+    for e in order:
+        ra, rb = find(a[e]), find(b[e])
+        if ra != rb:
+            parent[ra] = rb
+            tree.add((int(a[e]), int(b[e])))
+    return tree
+
+
+def grid_with_duplicates():
+    # Integer grid: many equal distances; plus duplicate rows (ties at distance 0).
     g = np.arange(8.0)
     X = np.stack(np.meshgrid(g, g, g), -1).reshape(-1, 3)
-    X = np.vstack([X, X[:10]])
+    return np.vstack([X, X[:10]])
+
+
+@pytest.mark.parametrize("block_elems", [2**25, 1000])  # one row block per pass, or many
+def test_boruvka_returns_the_unique_tree_under_ties(block_elems):
+    # With ties, a Borůvka that broke them inconsistently would close cycles; ours orders edges
+    # by (weight, min index, max index), so its tree is exactly the lexicographic Kruskal tree.
+    X = grid_with_duplicates()
+    D = pairwise_distances(X)
+    idx = np.sort(np.random.default_rng(3).choice(len(X), 300, replace=False))
+    p, c = _boruvka_torch(torch.from_numpy(D), torch.from_numpy(idx), block_elems=block_elems)
+    assert p.shape == c.shape == (299,) and np.all(p < c)
+    got = set(zip(p.tolist(), c.tolist()))
+    assert len(got) == 299
+    assert got == kruskal_lexicographic(D[np.ix_(idx, idx)])
+
+
+def test_engines_agree_with_ties():
+    # numpy and numba Prim scan in the same order, so they return the identical tree; Borůvka
+    # (torch) may pick another of the tied trees, of the same total length.
+    X = grid_with_duplicates()
     D = pairwise_distances(X)
     idx = np.sort(np.random.default_rng(3).choice(len(X), 300, replace=False))
     p_np, c_np = _prim_numpy(D, idx)
     p_nb, c_nb = _prim_cpu(D, idx, use_numba=True)
     np.testing.assert_array_equal(p_nb, p_np)
     np.testing.assert_array_equal(c_nb, c_np)
-    p_t, c_t = _prim_torch(torch.from_numpy(D), torch.from_numpy(idx))
+    p_t, c_t = _boruvka_torch(torch.from_numpy(D), torch.from_numpy(idx))
 
-    def total(p, c):
-        return np.linalg.norm(X[idx[p]] - X[idx[c]], axis=1).sum()
+    def lengths(p, c):
+        return np.sort(np.linalg.norm(X[idx[p]] - X[idx[c]], axis=1))
 
-    np.testing.assert_allclose(total(p_t, c_t), total(p_np, c_np), rtol=1e-12)
-    np.testing.assert_allclose(total(p_np, c_np), ripser_h0_finite(X[idx]).sum(), rtol=1e-6)
+    np.testing.assert_allclose(lengths(p_t, c_t), lengths(p_np, c_np), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(lengths(p_np, c_np).sum(), ripser_h0_finite(X[idx]).sum(), rtol=1e-6)
+
+
+def test_boruvka_equals_prim_without_ties():
+    # Generic points: the MST is unique, so both algorithms must return the same edge set.
+    X = np.random.default_rng(9).normal(size=(700, 20))
+    D = pairwise_distances(X)
+    p, c = _prim_cpu(D)
+    pt, ct = _boruvka_torch(torch.from_numpy(D), block_elems=50_000)
+    prim = {(min(i, j), max(i, j)) for i, j in zip(p.tolist(), c.tolist())}
+    assert set(zip(pt.tolist(), ct.tolist())) == prim
 
 
 def test_sub_block_tree_equals_tree_of_the_subsample():
@@ -169,3 +221,35 @@ def test_torch_tensor_input():
     np.testing.assert_allclose(
         mst_edge_lengths(bf16), mst_edge_lengths(bf16.double().numpy()), rtol=1e-12
     )
+
+
+def test_torch_distances_are_exactly_symmetric():
+    # A GEMM and broadcast additions round asymmetrically; Borůvka's tie-breaking needs
+    # D[i, j] == D[j, i] bit for bit, or it can close a cycle among near-equal edges.
+    X = np.random.default_rng(10).normal(size=(1500, 40)) * 3 + 7
+    D = pairwise_distances_torch(torch.from_numpy(X))
+    assert torch.equal(D, D.T)
+    np.testing.assert_allclose(D.numpy(), cdist(X, X), rtol=0, atol=1e-10)
+
+
+def test_torch_engine_on_a_large_tie_heavy_grid():
+    # 1000 grid points + 50 duplicates through the public API: float round-off makes the many
+    # "equal" grid distances differ in the last bits, which is where an asymmetric matrix used
+    # to give Borůvka a cycle.
+    g = np.arange(10.0)
+    X = np.stack(np.meshgrid(g, g, g), -1).reshape(-1, 3)
+    X = np.vstack([X, X[:50]])
+    got = mst_edge_lengths(X, device="torch-cpu")
+    np.testing.assert_array_equal(got, mst_edge_lengths(X, device="cpu"))
+    assert np.count_nonzero(got == 0) == 50 and np.count_nonzero(got == 1.0) == 999
+
+
+def test_torch_engine_precomputed_copies_and_symmetrizes():
+    X = np.random.default_rng(11).normal(size=(300, 6))
+    D = cdist(X, X)
+    upper = np.triu(np.random.default_rng(12).uniform(-1e-12, 1e-12, size=D.shape), 1)
+    D_noisy = D + upper  # symmetric only to ~1e-12, as real precomputed matrices are
+    before = D_noisy.copy()
+    got = mst_edge_lengths(D_noisy, metric="precomputed", device="torch-cpu")
+    np.testing.assert_array_equal(D_noisy, before)  # the caller's array is untouched
+    np.testing.assert_allclose(got, mst_edge_lengths(X), rtol=1e-9)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._jit import compiled
 
-__all__ = ["pairwise_distances", "pairwise_distances_torch", "edge_lengths"]
+__all__ = ["pairwise_distances", "pairwise_distances_torch", "symmetrize_upper_", "edge_lengths"]
 
 
 def pairwise_distances(X: np.ndarray) -> np.ndarray:
@@ -71,6 +71,8 @@ def pairwise_distances_torch(X):
     Returns
     -------
     torch.Tensor, float64, shape (n_points, n_points), on ``X.device``
+        Exactly symmetric (a GEMM ``A @ A.T`` need not be, unlike numpy's syrk; Borůvka's
+        tie-breaking relies on ``D[i, j] == D[j, i]``).
     """
     Xc = X - X.mean(dim=0)
     sq = (Xc * Xc).sum(dim=1)
@@ -81,6 +83,26 @@ def pairwise_distances_torch(X):
     D.clamp_(min=0.0)
     D.sqrt_()
     D.fill_diagonal_(0.0)
+    # Last: the GEMM and the two broadcast additions ((g + a) + b != (g + b) + a) both round
+    # asymmetrically.
+    return symmetrize_upper_(D)
+
+
+def symmetrize_upper_(D, block_rows: int = 1024):
+    """In place: copy the upper triangle of the square torch tensor ``D`` onto its lower one.
+
+    Works in blocks of ``block_rows`` rows, so the only temporary is one diagonal block, never a
+    second N x N matrix. Returns ``D``.
+    """
+    import torch
+
+    n = D.shape[0]
+    for start in range(0, n, block_rows):
+        stop = min(start + block_rows, n)
+        # Rows start:stop, columns < start: disjoint from their source, rows < start.
+        D[start:stop, :start] = D[:start, start:stop].T
+        diag = D[start:stop, start:stop]
+        diag.copy_(torch.triu(diag) + torch.triu(diag, diagonal=1).T)
     return D
 
 

@@ -2,17 +2,19 @@
 
 The finite H0 bars of VR(X) are ``(0, w)`` for the edge weights ``w`` of a minimum spanning tree of
 the complete graph on X (Kruskal's algorithm is the H0 persistence algorithm). We build the tree
-with a dense O(n^2) Prim on a precomputed distance matrix (or on a sub-block of it, selected by an
-index array, without copying the block), then recompute each of the n-1 chosen edges exactly as
+with a dense O(n^2) algorithm on a precomputed distance matrix (or on a sub-block of it, selected
+by an index array, without copying the block), then recompute each of the n-1 chosen edges exactly as
 ``||x_i - x_j||``: the GEMM-built matrix only has to be good enough to *choose* the tree.
 
 Unlike ``scipy.sparse.csgraph.minimum_spanning_tree`` on a dense matrix, zero distances (duplicate
 points) are ordinary edges here, not missing ones.
 
-The same algorithm runs on three engines, all returning the tree as (parent, child) index arrays
-in insertion order: on CPU a numba-compiled loop (numba ships with scikit-dimension), with a
-pure-numpy loop as fallback that picks the identical tree; and torch (CUDA when present, or CPU
-tensors for testing), which may break exact ties differently (same total length).
+Three engines, all returning the tree as (parent, child) index arrays: on CPU, Prim in a
+numba-compiled loop (numba ships with scikit-dimension), with a pure-numpy loop as fallback that
+picks the identical tree; and torch (CUDA when present, or CPU tensors for testing), which runs
+Borůvka instead: O(log n) passes of row-wise minima over the whole matrix, rather than Prim's n
+sequential steps (n rounds of kernel launches on a GPU). Where distances tie the two may choose
+different trees; every minimum spanning tree has the same multiset of edge lengths.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ import numpy as np
 from ._jit import compiled
 
 from ._validation import as_input, resolve_device
-from .distances import edge_lengths, pairwise_distances, pairwise_distances_torch
+from .distances import (
+    edge_lengths,
+    pairwise_distances,
+    pairwise_distances_torch,
+    symmetrize_upper_,
+)
 
 __all__ = ["mst_edges", "mst_edge_lengths"]
 
@@ -142,53 +149,101 @@ def _prim_cpu(
     return parent_out.astype(np.intp, copy=False), child_out.astype(np.intp, copy=False)
 
 
-def _prim_torch(D, idx=None) -> tuple[np.ndarray, np.ndarray]:
-    """Torch twin of :func:`_prim_numpy` (same tree up to ties), running on ``D.device``.
+# Temporary (rows x n) float64 block of one Borůvka pass, in elements: 2**25 = 256 MiB, small
+# next to the N x N matrix it is cut from.
+_BORUVKA_BLOCK_ELEMS = 2**25
 
-    The loop never synchronises with the host (no ``.item()``): on CUDA the kernels queue up
-    and the edges come back in one transfer at the end.
+
+def _boruvka_torch(D, idx=None, block_elems: int = _BORUVKA_BLOCK_ELEMS):
+    """Borůvka MST of ``D[idx][:, idx]`` on ``D.device``: O(log n) vectorised passes.
+
+    Prim needs n sequential steps, which on a GPU means n rounds of tiny kernel launches (slower
+    than the numba loop on CPU). Borůvka instead, in each pass, finds for every component its
+    cheapest edge to another component with row-wise minima over the whole block (one masked
+    min per row block), then merges along those edges; every pass at least halves the number
+    of components, so a tree on n points takes at most ceil(log2 n) passes, each a handful of
+    kernels and one small host transfer.
+
+    Ties are broken by a strict total order on edges, (weight, min(i, j), max(i, j)), which
+    makes the minimum spanning tree unique, so the edges chosen in one pass never close a cycle
+    (the classic Borůvka pitfall with equal weights, e.g. duplicate points at distance 0).
 
     Parameters
     ----------
     D : torch.Tensor, float64, shape (N, N)
+        Exactly symmetric distance matrix (see :func:`~.distances.symmetrize_upper_`); only rows
+        ``idx`` and columns ``idx`` are read.
     idx : torch.Tensor of int64 on ``D.device``, shape (n,), optional
+        Vertices of the sub-graph (global row numbers in ``D``); ``None``: all of ``D``.
+    block_elems : int
+        Rows are processed in blocks of about ``block_elems // n`` rows, so the temporary
+        masked block stays small next to ``D``.
 
     Returns
     -------
-    parent, child : np.ndarray of intp, shape (n - 1,), local positions as in :func:`_prim_numpy`.
+    parent, child : np.ndarray of intp, shape (n - 1,)
+        Tree edges as *local* positions in ``idx`` (or rows of ``D``), in the order the passes
+        add them; ``parent < child`` for every edge.
     """
     import torch
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
     dev = D.device
     n = D.shape[0] if idx is None else int(idx.shape[0])
     if n < 2:
         empty = np.empty(0, dtype=np.intp)
         return empty, empty.copy()
-    g = torch.arange(n, device=dev) if idx is None else idx.to(device=dev, dtype=torch.int64)
-    inf = torch.tensor(float("inf"), dtype=D.dtype, device=dev)
-    key = D[g[0]].index_select(0, g).clone()
-    key[0] = inf
-    in_tree = torch.zeros(n, dtype=torch.bool, device=dev)
-    in_tree[0] = True
-    par = torch.zeros(n, dtype=torch.int64, device=dev)
-    parent_out = torch.empty(n - 1, dtype=torch.int64, device=dev)
-    child_out = torch.empty(n - 1, dtype=torch.int64, device=dev)
-    for k in range(n - 1):
-        u = torch.argmin(key).view(1)  # first minimum, like numpy
-        child_out[k : k + 1] = u
-        parent_out[k : k + 1] = par.index_select(0, u)
-        in_tree.index_fill_(0, u, True)
-        key.index_fill_(0, u, float("inf"))
-        row = D.index_select(0, g.index_select(0, u)).squeeze(0).index_select(0, g)
-        row.masked_fill_(in_tree, float("inf"))  # tree vertices (key = inf) are never "better"
-        better = torch.lt(row, key)
-        key = torch.where(better, row, key)
-        par = torch.where(better, u, par)
-    del inf
-    return (
-        parent_out.cpu().numpy().astype(np.intp, copy=False),
-        child_out.cpu().numpy().astype(np.intp, copy=False),
-    )
+    g = None if idx is None else idx.to(device=dev, dtype=torch.int64)
+    rows_per_block = max(1, block_elems // n)
+    local = torch.arange(n, device=dev)
+    no_edge = torch.iinfo(torch.int64).max
+    comp = np.arange(n, dtype=np.int64)  # component label of each vertex (host copy)
+    found: list[np.ndarray] = []  # edge codes a * n + b, a < b, one array per pass
+    n_comp = n
+    while n_comp > 1:
+        comp_dev = torch.from_numpy(comp).to(dev)
+        # Cheapest edge out of each vertex's component: weight, and the smallest partner index
+        # among equal weights (argmin returns the first minimum), which is the (a, b)-smallest.
+        best_w = torch.empty(n, dtype=D.dtype, device=dev)
+        best_j = torch.empty(n, dtype=torch.int64, device=dev)
+        for start in range(0, n, rows_per_block):
+            stop = min(start + rows_per_block, n)
+            if g is None:
+                block = D[start:stop]
+            else:
+                block = D.index_select(0, g[start:stop]).index_select(1, g)
+            same = comp_dev[start:stop, None] == comp_dev[None, :]
+            block = block.masked_fill(same, float("inf"))
+            j = torch.argmin(block, dim=1)
+            best_j[start:stop] = j
+            best_w[start:stop] = block.gather(1, j[:, None]).squeeze(1)
+            del block, same
+        # Per component: the minimum weight, then among its vertices attaining it the smallest
+        # code (min(i, j), max(i, j)); labels are vertex numbers, so n slots suffice.
+        comp_w = torch.full((n,), float("inf"), dtype=D.dtype, device=dev)
+        comp_w.scatter_reduce_(0, comp_dev, best_w, reduce="amin")
+        a = torch.minimum(local, best_j)
+        b = torch.maximum(local, best_j)
+        code = torch.where(best_w == comp_w[comp_dev], a * n + b, no_edge)
+        comp_code = torch.full((n,), no_edge, dtype=torch.int64, device=dev)
+        comp_code.scatter_reduce_(0, comp_dev, code, reduce="amin")
+        codes = torch.unique(comp_code[comp_code != no_edge]).cpu().numpy()
+        if codes.size == 0:
+            raise RuntimeError("Borůvka found no edge between components: is D finite?")
+        ea, eb = codes // n, codes % n
+        found.append(codes)
+        # Merge the components along the new edges (a small graph on the component labels).
+        graph = coo_matrix((np.ones(codes.size), (comp[ea], comp[eb])), shape=(n, n))
+        _, merged = connected_components(graph, directed=False)
+        comp = merged[comp].astype(np.int64, copy=False)
+        n_comp = int(np.unique(comp).size)
+    codes = np.concatenate(found)
+    if codes.size != n - 1:  # a cycle: only possible if D is not exactly symmetric
+        raise RuntimeError(
+            f"Borůvka returned {codes.size} edges for {n} points: D must be exactly symmetric"
+        )
+    return (codes // n).astype(np.intp), (codes % n).astype(np.intp)
 
 
 class _TreeEngine:
@@ -209,7 +264,9 @@ class _TreeEngine:
 
             dev = torch.device("cpu" if engine == "torch-cpu" else engine)
             if D is not None:
-                self.D = torch.as_tensor(D, dtype=torch.float64, device=dev)
+                # A copy (never the caller's array), made exactly symmetric: the input is only
+                # checked to be symmetric to 1e-9, and Borůvka needs D[i, j] == D[j, i].
+                self.D = symmetrize_upper_(torch.tensor(D, dtype=torch.float64, device=dev))
             else:
                 self.D = pairwise_distances_torch(
                     torch.as_tensor(X, dtype=torch.float64, device=dev)
@@ -236,7 +293,7 @@ class _TreeEngine:
         i, j : np.ndarray of intp, shape (n - 1,)
             Global point indices of each tree edge.
         lengths : np.ndarray, float64, shape (n - 1,)
-            Exact edge lengths, in Prim's insertion order.
+            Exact edge lengths, in the order the engine adds the edges.
         """
         if self.engine == "numpy":
             p, c = _prim_cpu(self.D, idx)
@@ -244,7 +301,7 @@ class _TreeEngine:
             import torch
 
             tidx = None if idx is None else torch.as_tensor(idx, device=self._device)
-            p, c = _prim_torch(self.D, tidx)
+            p, c = _boruvka_torch(self.D, tidx)
         if idx is not None:
             idx = np.asarray(idx, dtype=np.intp)
             p, c = idx[p], idx[c]
@@ -266,7 +323,7 @@ def mst_edges(
         Point cloud; or, with ``metric="precomputed"``, a (n_points, n_points) distance matrix.
     metric : {"euclidean", "precomputed"}
     device : {"auto", "cpu", "torch-cpu", "cuda"}
-        Engine for the distance matrix and Prim's loop (see
+        Engine for the distance matrix and the tree (see
         :func:`reptopo.topology._validation.resolve_device`). Lengths are always exact float64.
 
     Returns

@@ -7,8 +7,8 @@ gives ``PHdim = alpha / (1 - slope)`` (E_alpha(n) ~ n^((d - alpha) / d) on a d-d
 Schweinhart; Adams et al.; Birdal et al.).
 
 Speed: one GEMM distance matrix of all N points is shared by every subsample, and each E(n) is a
-dense O(n^2) Prim on the sub-block (read in place, never copied), with the n - 1 tree edges then
-recomputed exactly as ``||x_i - x_j||``. At most one N x N matrix exists per call.
+dense O(n^2) MST on the sub-block (Prim on CPU, Borůvka on torch/CUDA; the block is read in place,
+never copied), with the n - 1 tree edges then recomputed exactly as ``||x_i - x_j||``. At most one N x N matrix exists per call.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class PHDimResult:
     n_repeats : int
     seed : int or None
     engine : str
-        ``"numpy"``, ``"torch-cpu"`` or ``"cuda[:N]"``: where distances and Prim ran.
+        ``"numpy"``, ``"torch-cpu"`` or ``"cuda[:N]"``: where distances and the trees ran.
     """
 
     dim: float
@@ -185,7 +185,7 @@ def phdim(
     E = np.empty((sizes.size, n_repeats), dtype=np.float64)
     for s, per_size in enumerate(subsamples):
         for r, idx in enumerate(per_size):
-            # Sorted rows make Prim's row reads cache-friendly; the tree does not depend on order.
+            # Sorted rows make the row reads cache-friendly; the tree does not depend on order.
             _, _, lengths = eng.tree(np.sort(idx))
             E[s, r] = np.sum(lengths**alpha)
     del eng  # release the N x N matrix before fitting

@@ -1,0 +1,225 @@
+"""The torch engine (CUDA) against the CPU engine: the same numbers, and the time each takes.
+
+Run from the repository root on a machine with a GPU::
+
+    PYTHONPATH=src python3 benchmarks/bench_device.py                      # CUDA, ~2-4 min
+    PYTHONPATH=src python3 benchmarks/bench_device.py --quick              # smaller sizes
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_device.py --device torch-cpu --quick
+
+``--device torch-cpu`` runs the same torch code on CPU tensors (to try the script without a GPU).
+
+Checks (each prints PASS/FAIL with the measured difference; the exit status is 1 if any fails):
+
+1. ``device="auto"`` resolves to CUDA when torch sees a GPU.
+2. Exact H0: sorted MST edge lengths, device vs ``device="cpu"``, elementwise relative difference
+   <= 1e-6, on Gaussian clouds, a tie-heavy integer grid with duplicate points (zero-length bars
+   must stay exactly zero), a tight cluster far from the origin (GEMM round-off) and a
+   precomputed distance matrix.
+3. PHdim, paper protocol (n = 500, 850, ...; 3 repeats): every E(n) and the dimension within 1e-6
+   relative; also with the input given as a torch tensor on the device.
+4. Local lifespans sum L_0 with 10 class labels, within 1e-6 relative.
+5. H0 + H1 diagrams (giotto-ph fed the device-built distance matrix), when giotto-ph is
+   installed: same H1 bar count, bars within 1e-6.
+
+Timings (best of ``--repeats`` after a warm-up call of each engine; results come back to the host,
+so the GPU work is complete when the clock stops): PHdim at N=3000, d=512 and H0 at N=10,000 and
+30,000, d=256, device vs CPU, with the ratio and the device's peak allocated memory.
+This is a script, not a test. ``--json PATH`` also writes every figure as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+from reptopo.topology import lifespans_sum, mst_edge_lengths, persistence_diagrams, phdim
+from reptopo.topology._validation import resolve_device
+
+RTOL = 1e-6
+
+
+def _rel_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest elementwise |a - b| / |b| (0 where both are 0; inf on a shape mismatch)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    den = np.abs(b)
+    diff = np.abs(a - b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(den > 0, diff / den, np.where(diff > 0, np.inf, 0.0))
+    return float(rel.max(initial=0.0))
+
+
+class Report:
+    def __init__(self) -> None:
+        self.checks: list[dict] = []
+        self.timings: list[dict] = []
+
+    def check(self, name: str, ok: bool, detail: str) -> None:
+        self.checks.append({"check": name, "ok": bool(ok), "detail": detail})
+        print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}", flush=True)
+
+    def close(self, name: str, got, ref, rtol: float = RTOL) -> None:
+        r = _rel_diff(got, ref)
+        self.check(name, r <= rtol, f"max rel diff {r:.2e} (tolerance {rtol:.0e})")
+
+
+def _gaussian(n: int, d: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, d))
+
+
+def _grid_with_duplicates() -> np.ndarray:
+    g = np.arange(10.0)
+    X = np.stack(np.meshgrid(g, g, g), -1).reshape(-1, 3)
+    return np.vstack([X, X[:50]])
+
+
+def _best_time(fn, repeats: int) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def run_checks(rep: Report, device: str, quick: bool) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        rep.check("auto picks CUDA", resolve_device("auto") == "cuda", f"auto -> {resolve_device('auto')}")
+
+    clouds = {
+        "gaussian N=2000 d=64": _gaussian(2000, 64, 1),
+        "uniform N=800 d=3": np.random.default_rng(2).uniform(size=(800, 3)),
+        "grid 10^3 + 50 duplicates": _grid_with_duplicates(),
+        "tight cluster at 1e4": 1e4 + _gaussian(300, 8, 3) * 1e-6,
+    }
+    for name, X in clouds.items():
+        ref = mst_edge_lengths(X, device="cpu")
+        got = mst_edge_lengths(X, device=device)
+        rep.close(f"H0 lengths, {name}", got, ref)
+        if "duplicates" in name:
+            rep.check(
+                "H0 zero bars stay exactly zero",
+                np.count_nonzero(got == 0) == np.count_nonzero(ref == 0) == 50,
+                f"device {np.count_nonzero(got == 0)}, cpu {np.count_nonzero(ref == 0)}, expected 50",
+            )
+    X = _gaussian(400, 5, 4)
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    rep.close(
+        "H0 lengths, precomputed metric",
+        mst_edge_lengths(D, metric="precomputed", device=device),
+        mst_edge_lengths(D, metric="precomputed", device="cpu"),
+    )
+
+    n, d = (1500, 128) if quick else (3000, 512)
+    X = _gaussian(n, d, 5)
+    ref = phdim(X, n_repeats=3, seed=7, device="cpu")
+    got = phdim(X, n_repeats=3, seed=7, device=device)
+    rep.close(f"PHdim E(n), N={n} d={d}, 3 repeats", got.E, ref.E)
+    rep.close(f"PHdim dim, N={n} d={d}", [got.dim], [ref.dim])
+    rep.check("PHdim engine", got.engine != "numpy", f"ran on {got.engine}")
+    tdev = torch.device("cpu" if device == "torch-cpu" else device)
+    on_device = phdim(torch.from_numpy(X).to(tdev), n_repeats=3, seed=7, device=device)
+    rep.close("PHdim from a device tensor", on_device.E, ref.E)
+
+    labels = np.random.default_rng(6).integers(0, 10, size=n)
+    rep.close(
+        "local L_0, 10 classes",
+        [lifespans_sum(X, 0, labels=labels, device=device)],
+        [lifespans_sum(X, 0, labels=labels, device="cpu")],
+    )
+
+    try:
+        import gph  # noqa: F401
+    except Exception as exc:  # absent, or built against another numpy
+        print(f"SKIP  H0+H1 diagrams: giotto-ph does not import here ({exc})", flush=True)
+        return
+    X = _gaussian(600, 16, 8)
+    ref = persistence_diagrams(X, maxdim=1, device="cpu")
+    got = persistence_diagrams(X, maxdim=1, device=device)
+    rep.close("H0 diagram (finite deaths)", got[0][:-1, 1], ref[0][:-1, 1])
+    rep.check("H1 bar count", len(got[1]) == len(ref[1]), f"device {len(got[1])}, cpu {len(ref[1])}")
+    if len(got[1]) == len(ref[1]):
+        rep.close("H1 bars", got[1], ref[1])
+
+
+def run_timings(rep: Report, device: str, quick: bool, repeats: int) -> None:
+    import torch
+
+    cuda = device.startswith("cuda")
+
+    def peak_mib() -> float | None:
+        return torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+
+    warm = _gaussian(300, 8)
+    for dev in ("cpu", device):  # imports, numba compilation, CUDA context and kernels
+        phdim(warm, n_start=100, n_step=50, device=dev)
+
+    rows = [("PHdim N=3000 d=512", 3000, 512, "phdim"), ("H0 N=10000 d=256", 10_000, 256, "h0")]
+    if not quick:
+        rows.append(("H0 N=30000 d=256", 30_000, 256, "h0"))
+    else:
+        rows = [("PHdim N=1500 d=128", 1500, 128, "phdim"), ("H0 N=4000 d=64", 4000, 64, "h0")]
+    print(f"\n{'task':24s} {'cpu s':>9s} {device + ' s':>12s} {'speedup':>8s} {'peak MiB':>9s}")
+    for name, n, d, kind in rows:
+        X = _gaussian(n, d)
+        if kind == "phdim":
+            fns = {dev: (lambda dev=dev: phdim(X, device=dev).dim) for dev in ("cpu", device)}
+        else:
+            fns = {dev: (lambda dev=dev: mst_edge_lengths(X, device=dev).sum()) for dev in ("cpu", device)}
+        t_cpu, v_cpu = _best_time(fns["cpu"], repeats)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        t_dev, v_dev = _best_time(fns[device], repeats)
+        peak = peak_mib()
+        rep.timings.append(
+            {"task": name, "cpu_s": t_cpu, "device_s": t_dev, "speedup": t_cpu / t_dev,
+             "device_peak_mib": peak, "value_cpu": float(v_cpu), "value_device": float(v_dev)}
+        )
+        peak_s = f"{peak:9.0f}" if peak is not None else f"{'-':>9s}"
+        print(f"{name:24s} {t_cpu:9.3f} {t_dev:12.3f} {t_cpu / t_dev:7.1f}x {peak_s}", flush=True)
+        rep.close(f"{name}: same value", [v_dev], [v_cpu])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda", help='"cuda" (default), "cuda:N" or "torch-cpu"')
+    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per engine (best kept)")
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    engine = resolve_device(args.device)  # fails clearly when CUDA is asked for but absent
+    gpu = torch.cuda.get_device_name(0) if engine.startswith("cuda") else "none"
+    print(
+        f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
+        f"{os.cpu_count()} CPU cores, GPU: {gpu}; device engine {engine!r}",
+        flush=True,
+    )
+    rep = Report()
+    run_checks(rep, engine, args.quick)
+    run_timings(rep, engine, args.quick, args.repeats)
+    failed = [c["check"] for c in rep.checks if not c["ok"]]
+    print(f"\n{len(rep.checks) - len(failed)} of {len(rep.checks)} checks passed", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(
+                {"device": engine, "gpu": gpu, "torch": torch.__version__, "numpy": np.__version__,
+                 "cpu_cores": os.cpu_count(), "checks": rep.checks, "timings": rep.timings},
+                f, indent=2,
+            )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
