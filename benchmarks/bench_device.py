@@ -8,17 +8,18 @@ Run from the repository root on a machine with a GPU::
 
 ``--device torch-cpu`` runs the same torch code on CPU tensors (to try the script without a GPU).
 
-Checks (each prints PASS/FAIL with the measured difference; the exit status is 1 if any fails):
+Checks (each prints PASS/FAIL with the measured difference; the exit status is 1 if any fails; a
+step that raises, e.g. out of memory, is one FAIL and the others still run). The header line
+shows what ``device="auto"`` resolves to (CUDA when torch sees a GPU).
 
-1. ``device="auto"`` resolves to CUDA when torch sees a GPU.
-2. Exact H0: sorted MST edge lengths, device vs ``device="cpu"``, elementwise relative difference
+1. Exact H0: sorted MST edge lengths, device vs ``device="cpu"``, elementwise relative difference
    <= 1e-6, on Gaussian clouds, a tie-heavy integer grid with duplicate points (zero-length bars
    must stay exactly zero), a tight cluster far from the origin (GEMM round-off) and a
    precomputed distance matrix.
-3. PHdim, paper protocol (n = 500, 850, ...; 3 repeats): every E(n) and the dimension within 1e-6
+2. PHdim, paper protocol (n = 500, 850, ...; 3 repeats): every E(n) and the dimension within 1e-6
    relative; also with the input given as a torch tensor on the device.
-4. Local lifespans sum L_0 with 10 class labels, within 1e-6 relative.
-5. H0 + H1 diagrams (giotto-ph fed the device-built distance matrix), when giotto-ph is
+3. Local lifespans sum L_0 with 10 class labels, within 1e-6 relative.
+4. H0 + H1 diagrams (giotto-ph fed the device-built distance matrix), when giotto-ph is
    installed: same H1 bar count, bars within 1e-6.
 
 Timings (best of ``--repeats`` after a warm-up call of each engine; results come back to the host,
@@ -57,6 +58,8 @@ def _rel_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class Report:
+    """PASS/FAIL lines and timing rows; a step that raises is one FAIL, and the rest still run."""
+
     def __init__(self) -> None:
         self.checks: list[dict] = []
         self.timings: list[dict] = []
@@ -68,6 +71,13 @@ class Report:
     def close(self, name: str, got, ref, rtol: float = RTOL) -> None:
         r = _rel_diff(got, ref)
         self.check(name, r <= rtol, f"max rel diff {r:.2e} (tolerance {rtol:.0e})")
+
+    def step(self, name: str, fn) -> None:
+        """Run ``fn()``; an exception (a bug, CUDA out of memory) is recorded as a failed check."""
+        try:
+            fn()
+        except Exception as exc:  # keep going: a device run is too scarce to stop at the first error
+            self.check(name, False, f"raised {exc!r}")
 
 
 def _gaussian(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -89,52 +99,63 @@ def _best_time(fn, repeats: int) -> tuple[float, object]:
     return best, out
 
 
+def _torch_device(engine: str):
+    import torch
+
+    return torch.device("cpu" if engine == "torch-cpu" else engine)
+
+
 def run_checks(rep: Report, device: str, quick: bool) -> None:
     import torch
 
-    if device.startswith("cuda"):
-        rep.check("auto picks CUDA", resolve_device("auto") == "cuda", f"auto -> {resolve_device('auto')}")
-
-    clouds = {
-        "gaussian N=2000 d=64": _gaussian(2000, 64, 1),
-        "uniform N=800 d=3": np.random.default_rng(2).uniform(size=(800, 3)),
-        "grid 10^3 + 50 duplicates": _grid_with_duplicates(),
-        "tight cluster at 1e4": 1e4 + _gaussian(300, 8, 3) * 1e-6,
-    }
-    for name, X in clouds.items():
-        ref = mst_edge_lengths(X, device="cpu")
-        got = mst_edge_lengths(X, device=device)
+    def h0(name: str, X: np.ndarray, metric: str = "euclidean", n_zero: int | None = None) -> None:
+        ref = mst_edge_lengths(X, metric=metric, device="cpu")
+        got = mst_edge_lengths(X, metric=metric, device=device)
         rep.close(f"H0 lengths, {name}", got, ref)
-        if "duplicates" in name:
+        if n_zero is not None:
+            zg, zr = np.count_nonzero(got == 0), np.count_nonzero(ref == 0)
             rep.check(
                 "H0 zero bars stay exactly zero",
-                np.count_nonzero(got == 0) == np.count_nonzero(ref == 0) == 50,
-                f"device {np.count_nonzero(got == 0)}, cpu {np.count_nonzero(ref == 0)}, expected 50",
+                zg == zr == n_zero,
+                f"device {zg}, cpu {zr}, expected {n_zero}",
             )
-    X = _gaussian(400, 5, 4)
-    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
-    rep.close(
-        "H0 lengths, precomputed metric",
-        mst_edge_lengths(D, metric="precomputed", device=device),
-        mst_edge_lengths(D, metric="precomputed", device="cpu"),
-    )
+
+    clouds = {
+        "gaussian N=2000 d=64": (_gaussian(2000, 64, 1), None),
+        "uniform N=800 d=3": (np.random.default_rng(2).uniform(size=(800, 3)), None),
+        "grid 10^3 + 50 duplicates": (_grid_with_duplicates(), 50),
+        "tight cluster at 1e4": (1e4 + _gaussian(300, 8, 3) * 1e-6, None),
+    }
+    for name, (X, n_zero) in clouds.items():
+        rep.step(f"H0 lengths, {name}", lambda name=name, X=X, z=n_zero: h0(name, X, n_zero=z))
+    Xp = _gaussian(400, 5, 4)
+    Dp = np.sqrt(((Xp[:, None] - Xp[None]) ** 2).sum(-1))
+    rep.step("H0 lengths, precomputed", lambda: h0("precomputed metric", Dp, "precomputed"))
 
     n, d = (1500, 128) if quick else (3000, 512)
     X = _gaussian(n, d, 5)
-    ref = phdim(X, n_repeats=3, seed=7, device="cpu")
-    got = phdim(X, n_repeats=3, seed=7, device=device)
-    rep.close(f"PHdim E(n), N={n} d={d}, 3 repeats", got.E, ref.E)
-    rep.close(f"PHdim dim, N={n} d={d}", [got.dim], [ref.dim])
-    rep.check("PHdim engine", got.engine != "numpy", f"ran on {got.engine}")
-    tdev = torch.device("cpu" if device == "torch-cpu" else device)
-    on_device = phdim(torch.from_numpy(X).to(tdev), n_repeats=3, seed=7, device=device)
-    rep.close("PHdim from a device tensor", on_device.E, ref.E)
+
+    def phdim_check() -> None:
+        ref = phdim(X, n_repeats=3, seed=7, device="cpu")
+        got = phdim(X, n_repeats=3, seed=7, device=device)
+        rep.close(f"PHdim E(n), N={n} d={d}, 3 repeats", got.E, ref.E)
+        rep.close(f"PHdim dim, N={n} d={d}", [got.dim], [ref.dim])
+        # Input already on the device: accepted, and the same numbers.
+        on_device = phdim(
+            torch.from_numpy(X).to(_torch_device(device)), n_repeats=3, seed=7, device=device
+        )
+        rep.close("PHdim from a device tensor", on_device.E, ref.E)
+
+    rep.step("PHdim", phdim_check)
 
     labels = np.random.default_rng(6).integers(0, 10, size=n)
-    rep.close(
-        "local L_0, 10 classes",
-        [lifespans_sum(X, 0, labels=labels, device=device)],
-        [lifespans_sum(X, 0, labels=labels, device="cpu")],
+    rep.step(
+        "local L_0",
+        lambda: rep.close(
+            "local L_0, 10 classes",
+            [lifespans_sum(X, 0, labels=labels, device=device)],
+            [lifespans_sum(X, 0, labels=labels, device="cpu")],
+        ),
     )
 
     try:
@@ -142,51 +163,62 @@ def run_checks(rep: Report, device: str, quick: bool) -> None:
     except Exception as exc:  # absent, or built against another numpy
         print(f"SKIP  H0+H1 diagrams: giotto-ph does not import here ({exc})", flush=True)
         return
-    X = _gaussian(600, 16, 8)
-    ref = persistence_diagrams(X, maxdim=1, device="cpu")
-    got = persistence_diagrams(X, maxdim=1, device=device)
-    rep.close("H0 diagram (finite deaths)", got[0][:-1, 1], ref[0][:-1, 1])
-    rep.check("H1 bar count", len(got[1]) == len(ref[1]), f"device {len(got[1])}, cpu {len(ref[1])}")
-    if len(got[1]) == len(ref[1]):
-        rep.close("H1 bars", got[1], ref[1])
+
+    def h1_check() -> None:
+        Xs = _gaussian(600, 16, 8)
+        ref = persistence_diagrams(Xs, maxdim=1, device="cpu")
+        got = persistence_diagrams(Xs, maxdim=1, device=device)
+        rep.close("H0 diagram (finite deaths)", got[0][:-1, 1], ref[0][:-1, 1])
+        same = len(got[1]) == len(ref[1])
+        rep.check("H1 bar count", same, f"device {len(got[1])}, cpu {len(ref[1])}")
+        if same:
+            rep.close("H1 bars", got[1], ref[1])
+
+    rep.step("H0+H1 diagrams", h1_check)
 
 
 def run_timings(rep: Report, device: str, quick: bool, repeats: int) -> None:
     import torch
 
     cuda = device.startswith("cuda")
-
-    def peak_mib() -> float | None:
-        return torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+    tdev = _torch_device(device)
 
     warm = _gaussian(300, 8)
     for dev in ("cpu", device):  # imports, numba compilation, CUDA context and kernels
         phdim(warm, n_start=100, n_step=50, device=dev)
 
-    rows = [("PHdim N=3000 d=512", 3000, 512, "phdim"), ("H0 N=10000 d=256", 10_000, 256, "h0")]
-    if not quick:
-        rows.append(("H0 N=30000 d=256", 30_000, 256, "h0"))
-    else:
+    if quick:
         rows = [("PHdim N=1500 d=128", 1500, 128, "phdim"), ("H0 N=4000 d=64", 4000, 64, "h0")]
+    else:
+        rows = [
+            ("PHdim N=3000 d=512", 3000, 512, "phdim"),
+            ("H0 N=10000 d=256", 10_000, 256, "h0"),
+            ("H0 N=30000 d=256", 30_000, 256, "h0"),
+        ]
     print(f"\n{'task':24s} {'cpu s':>9s} {device + ' s':>12s} {'speedup':>8s} {'peak MiB':>9s}")
     for name, n, d, kind in rows:
         X = _gaussian(n, d)
-        if kind == "phdim":
-            fns = {dev: (lambda dev=dev: phdim(X, device=dev).dim) for dev in ("cpu", device)}
-        else:
-            fns = {dev: (lambda dev=dev: mst_edge_lengths(X, device=dev).sum()) for dev in ("cpu", device)}
-        t_cpu, v_cpu = _best_time(fns["cpu"], repeats)
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        t_dev, v_dev = _best_time(fns[device], repeats)
-        peak = peak_mib()
-        rep.timings.append(
-            {"task": name, "cpu_s": t_cpu, "device_s": t_dev, "speedup": t_cpu / t_dev,
-             "device_peak_mib": peak, "value_cpu": float(v_cpu), "value_device": float(v_dev)}
-        )
-        peak_s = f"{peak:9.0f}" if peak is not None else f"{'-':>9s}"
-        print(f"{name:24s} {t_cpu:9.3f} {t_dev:12.3f} {t_cpu / t_dev:7.1f}x {peak_s}", flush=True)
-        rep.close(f"{name}: same value", [v_dev], [v_cpu])
+
+        def run(dev: str, X=X, kind=kind) -> float:
+            if kind == "phdim":
+                return phdim(X, device=dev).dim
+            return float(mst_edge_lengths(X, device=dev).sum())
+
+        def timed(name=name, run=run) -> None:
+            t_cpu, v_cpu = _best_time(lambda: run("cpu"), repeats)
+            if cuda:
+                torch.cuda.reset_peak_memory_stats(tdev)
+            t_dev, v_dev = _best_time(lambda: run(device), repeats)
+            peak = torch.cuda.max_memory_allocated(tdev) / 2**20 if cuda else None
+            rep.timings.append(
+                {"task": name, "cpu_s": t_cpu, "device_s": t_dev, "speedup": t_cpu / t_dev,
+                 "device_peak_mib": peak, "value_cpu": v_cpu, "value_device": v_dev}
+            )
+            peak_s = f"{peak:9.0f}" if peak is not None else f"{'-':>9s}"
+            print(f"{name:24s} {t_cpu:9.3f} {t_dev:12.3f} {t_cpu / t_dev:7.1f}x {peak_s}", flush=True)
+            rep.close(f"{name}: same value", [v_dev], [v_cpu])
+
+        rep.step(f"timing {name}", timed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,24 +232,28 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     engine = resolve_device(args.device)  # fails clearly when CUDA is asked for but absent
-    gpu = torch.cuda.get_device_name(0) if engine.startswith("cuda") else "none"
+    gpu = torch.cuda.get_device_name(_torch_device(engine)) if engine.startswith("cuda") else "none"
     print(
         f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
-        f"{os.cpu_count()} CPU cores, GPU: {gpu}; device engine {engine!r}",
+        f"{os.cpu_count()} CPU cores, GPU: {gpu}; device engine {engine!r}; "
+        f'device="auto" resolves to {resolve_device("auto")!r}',
         flush=True,
     )
     rep = Report()
-    run_checks(rep, engine, args.quick)
-    run_timings(rep, engine, args.quick, args.repeats)
-    failed = [c["check"] for c in rep.checks if not c["ok"]]
-    print(f"\n{len(rep.checks) - len(failed)} of {len(rep.checks)} checks passed", flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {"device": engine, "gpu": gpu, "torch": torch.__version__, "numpy": np.__version__,
-                 "cpu_cores": os.cpu_count(), "checks": rep.checks, "timings": rep.timings},
-                f, indent=2,
-            )
+    try:
+        run_checks(rep, engine, args.quick)
+        run_timings(rep, engine, args.quick, args.repeats)
+    finally:  # whatever happened, keep what was measured
+        failed = [c["check"] for c in rep.checks if not c["ok"]]
+        print(f"\n{len(rep.checks) - len(failed)} of {len(rep.checks)} checks passed", flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(
+                    {"device": engine, "gpu": gpu, "auto": resolve_device("auto"),
+                     "torch": torch.__version__, "numpy": np.__version__,
+                     "cpu_cores": os.cpu_count(), "checks": rep.checks, "timings": rep.timings},
+                    f, indent=2,
+                )
     return 1 if failed else 0
 
 

@@ -253,3 +253,31 @@ def test_torch_engine_precomputed_copies_and_symmetrizes():
     got = mst_edge_lengths(D_noisy, metric="precomputed", device="torch-cpu")
     np.testing.assert_array_equal(D_noisy, before)  # the caller's array is untouched
     np.testing.assert_allclose(got, mst_edge_lengths(X), rtol=1e-9)
+
+
+@pytest.mark.parametrize("device", ENGINES)
+def test_coordinates_that_overflow_squared_distances_are_rejected(device):
+    # 1e200 is finite, but its square is not: both engines must refuse it up front (the torch
+    # engine would otherwise mistake inf distances for its own "same component" mask).
+    X = np.random.default_rng(13).normal(size=(20, 3))
+    X[3, 1] = 1e200
+    with pytest.raises(ValueError, match="coordinates up to 1e\\+200"):
+        mst_edge_lengths(X, device=device)
+
+
+def test_boruvka_rejects_inf_distances():
+    D = torch.tensor([[0, 1, np.inf, np.inf], [1, 0, np.inf, np.inf],
+                      [np.inf, np.inf, 0, 1], [np.inf, np.inf, 1, 0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="inf entries"):
+        _boruvka_torch(D)
+
+
+def test_boruvka_sub_block_in_small_row_blocks_equals_prim():
+    # Sub-block (idx) path with many row blocks: the gather must read rows idx, columns idx.
+    X = np.random.default_rng(14).normal(size=(900, 10))
+    D = pairwise_distances(X)
+    idx = np.sort(np.random.default_rng(15).choice(900, 333, replace=False))
+    p, c = _prim_cpu(D, idx)
+    pt, ct = _boruvka_torch(torch.from_numpy(D), torch.from_numpy(idx), block_elems=3000)
+    prim = {(min(i, j), max(i, j)) for i, j in zip(p.tolist(), c.tolist())}
+    assert set(zip(pt.tolist(), ct.tolist())) == prim

@@ -38,6 +38,11 @@ def _to_float64(X: Any, name: str) -> np.ndarray:
     return arr
 
 
+# Largest |coordinate| accepted: squared distances (up to (2 * 1e150)^2 * n_features) must stay
+# below float64's ~1.8e308 for any realistic feature count.
+_MAX_COORDINATE = 1e150
+
+
 def _check_finite(arr: np.ndarray, name: str) -> None:
     if np.isfinite(arr).all():
         return
@@ -75,6 +80,12 @@ def as_points(X: Any, name: str = "X", min_points: int = 1) -> np.ndarray:
     if arr.shape[0] < min_points:
         raise ValueError(f"{name} needs at least {min_points} points, got {arr.shape[0]}")
     _check_finite(arr, name)
+    largest = float(np.abs(arr).max())
+    if largest > _MAX_COORDINATE:
+        raise ValueError(
+            f"{name} has coordinates up to {largest:.3g}: squared distances would overflow "
+            f"float64 (limit {_MAX_COORDINATE:.0e}); rescale the points"
+        )
     return np.ascontiguousarray(arr)
 
 

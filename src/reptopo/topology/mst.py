@@ -176,8 +176,8 @@ def _boruvka_torch(D, idx=None, block_elems: int = _BORUVKA_BLOCK_ELEMS):
     idx : torch.Tensor of int64 on ``D.device``, shape (n,), optional
         Vertices of the sub-graph (global row numbers in ``D``); ``None``: all of ``D``.
     block_elems : int
-        Rows are processed in blocks of about ``block_elems // n`` rows, so the temporary
-        masked block stays small next to ``D``.
+        Rows are processed in blocks of ``block_elems // n`` rows, so the temporary masked
+        (rows x n) block stays small next to ``D``.
 
     Returns
     -------
@@ -209,12 +209,14 @@ def _boruvka_torch(D, idx=None, block_elems: int = _BORUVKA_BLOCK_ELEMS):
         best_j = torch.empty(n, dtype=torch.int64, device=dev)
         for start in range(0, n, rows_per_block):
             stop = min(start + rows_per_block, n)
-            if g is None:
-                block = D[start:stop]
-            else:
-                block = D.index_select(0, g[start:stop]).index_select(1, g)
             same = comp_dev[start:stop, None] == comp_dev[None, :]
-            block = block.masked_fill(same, float("inf"))
+            if g is None:
+                block = D[start:stop].masked_fill(same, float("inf"))  # a copy; D is untouched
+            else:
+                # One gather straight to rows x n (index_select by rows first would build a
+                # rows x N block), then masked in place.
+                block = D[g[start:stop, None], g[None, :]]
+                block.masked_fill_(same, float("inf"))
             j = torch.argmin(block, dim=1)
             best_j[start:stop] = j
             best_w[start:stop] = block.gather(1, j[:, None]).squeeze(1)
@@ -223,14 +225,18 @@ def _boruvka_torch(D, idx=None, block_elems: int = _BORUVKA_BLOCK_ELEMS):
         # code (min(i, j), max(i, j)); labels are vertex numbers, so n slots suffice.
         comp_w = torch.full((n,), float("inf"), dtype=D.dtype, device=dev)
         comp_w.scatter_reduce_(0, comp_dev, best_w, reduce="amin")
+        if not bool(torch.isfinite(comp_w[comp_dev]).all()):
+            # Masked entries are inf too, so an inf distance would pass for "no edge".
+            raise ValueError(
+                "the distance matrix has inf entries (squared norms overflow float64 for "
+                "coordinates beyond ~1e154): rescale X"
+            )
         a = torch.minimum(local, best_j)
         b = torch.maximum(local, best_j)
         code = torch.where(best_w == comp_w[comp_dev], a * n + b, no_edge)
         comp_code = torch.full((n,), no_edge, dtype=torch.int64, device=dev)
         comp_code.scatter_reduce_(0, comp_dev, code, reduce="amin")
         codes = torch.unique(comp_code[comp_code != no_edge]).cpu().numpy()
-        if codes.size == 0:
-            raise RuntimeError("Borůvka found no edge between components: is D finite?")
         ea, eb = codes // n, codes % n
         found.append(codes)
         # Merge the components along the new edges (a small graph on the component labels).
