@@ -43,6 +43,16 @@ def plain_copy(root, base, case):
     _copy_acts(root, base, case)
 
 
+def file_in_the_way(root, base, case):
+    (root / "not_a_folder").write_text("a file where the MLflow store's folder should be\n")
+
+
+def results_without_betti(root, base, case):
+    hom = root / "data/homology" / case
+    hom.mkdir(parents=True, exist_ok=True)
+    (hom / "summary.csv").write_text("layer,depth,phdim\nfc,1.0,3.2\n")  # betti.csv lost
+
+
 def half_dataset(root, base, case):
     folder = root / "fmnist_partial"
     folder.mkdir(exist_ok=True)
@@ -58,6 +68,17 @@ CASES = [
      "Could not find 'model/resnet9000'", "data/train/{case}"),
     ("wrong-type-override", "train", ["train.max_epochs=lots"], None, 2,
      "config key train.max_epochs: Value 'lots' of type 'str' could not be converted to Integer", "data/train/{case}"),
+    ("typo-in-a-choice", "homology", ["topology.lifespans.scale=min-max"], plain_copy, 2,
+     "config key topology.lifespans.scale: 'min-max' is not one of: null, minmax", "data/homology/{case}"),
+    ("normalization-per-channel", "train", ["data.mean=[0.5,0.5,0.5]"], None, 2,
+     "config key data.mean: 3 values for data.in_chans=1 (expected one per image channel)", "data/train/{case}"),
+    ("mlflow-store-cannot-be-opened", "train",
+     ["tracking.enabled=true", "tracking.db_path={root}/not_a_folder/mlflow.db"], file_in_the_way, 2,
+     "MLflow tracking store sqlite:///{root}/not_a_folder/mlflow.db cannot be opened", "data/train/{case}"),
+    ("accelerator-not-here", "train", ["train.accelerator=mps"], None, 2,  # Apple GPUs: never on Linux
+     "train.accelerator='mps' cannot run here", "data/train/{case}"),
+    ("results-table-missing", "aggregate", ["aggregate.runs=[{case}]", "paths.reports_dir={root}/reports/{case}"],
+     results_without_betti, 2, "Betti curves not found: {root}/data/homology/{case}/betti.csv", "reports/{case}"),
     ("dataset-root-missing", "train", ["data=fashion_mnist", "data.root={root}/nowhere"], None, 2,
      "Fashion-MNIST data root not found: {root}/nowhere (install the Debian package", "data/train/{case}"),
     ("dataset-root-missing-files", "train", ["data=fashion_mnist", "data.root={root}/fmnist_partial"], half_dataset, 2,

@@ -58,3 +58,14 @@ def test_dvc_stages_and_report_list_the_same_experiments():
     for exp in EXPERIMENTS:
         for scale in ("quick", "paper"):
             assert (CONF / "experiment" / f"{exp}_{scale}.yaml").is_file()
+
+
+def test_make_sweep_keeps_its_runs_apart_from_the_dvc_pipeline(tmp_path):
+    # `make sweep` trains with other sizes: writing into data/ would replace DVC-tracked outputs.
+    sweep = compose_cfg(tmp_path, ["experiment=sweep", "model=resnet_small", "data=fashion_mnist"])
+    default = compose_cfg(tmp_path, ["experiment=default", "model=resnet_small", "data=fashion_mnist"])
+    assert sweep.run_name == default.run_name  # same names, so the folders must differ
+    for key in ("train_dir", "activations_dir", "homology_dir", "metrics_dir", "reports_dir"):
+        mine, theirs = str(sweep.paths[key]), str(default.paths[key])
+        assert mine != theirs and not mine.startswith(theirs)
+    assert str(sweep.paths.data_dir) == f"{tmp_path}/data/sweep"

@@ -1,6 +1,7 @@
 """The real pipeline: `dvc repro` in a temp git repo on a tiny config, MLflow store, figures."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -37,7 +38,9 @@ def test_every_stage_output_exists(pipeline_repo):
         assert first_layer["betti_0"].iloc[0] == 200 and first_layer["betti_0"].iloc[-1] == 1
         for png in ("betti_curves.png", "diagrams.png", "phdim_fit.png", "phdim_vs_depth.png"):
             assert_png(hom / "figures" / png)
-        assert (repo / "data/metrics" / run / "train.json").is_file()
+        train_metrics = json.loads((repo / "data/metrics" / run / "train.json").read_text())
+        assert train_metrics == json.loads((repo / "data/train" / run / "metrics.json").read_text())
+        assert 0 <= train_metrics["test_acc"] <= 1 and train_metrics["n_parameters"] > 1000
     figs = repo / "reports/tiny/figures"
     for png in ["phdim_vs_depth.png", "lifespans_vs_depth.png", *[f"betti_{r}.png" for r in RUNS]]:
         assert_png(figs / png)
@@ -80,8 +83,15 @@ def test_second_repro_does_nothing(pipeline_repo):
 
 def test_dvc_metrics_and_plots(pipeline_repo):
     repo, env, dvc, *_ = pipeline_repo
-    metrics = _sh([dvc, "metrics", "show", "--json"], repo, env)
-    assert "test_acc" in metrics.stdout and "phdim" in metrics.stdout
+    shown = json.loads(_sh([dvc, "metrics", "show", "--json"], repo, env).stdout)[""]["data"]
+    for run in RUNS:  # DVC reads back exactly the metrics files the stages wrote
+        for name in ("train.json", "homology.json"):
+            path = f"data/metrics/{run}/{name}"
+            assert shown[path]["data"] == json.loads((repo / path).read_text())
+        summary = pd.read_csv(repo / "data/homology" / run / "summary.csv")
+        phdim = shown[f"data/metrics/{run}/homology.json"]["data"]["phdim"]
+        assert list(phdim) == summary["layer"].tolist()
+        assert list(phdim.values()) == pytest.approx(summary["phdim"].tolist(), abs=1e-4)
     _sh([dvc, "plots", "show", "-o", str(repo / "plots_html")], repo, env)
     assert (repo / "plots_html" / "index.html").stat().st_size > 1000
 

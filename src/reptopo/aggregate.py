@@ -49,12 +49,22 @@ def _md_table(df) -> str:
     return "\n".join(lines)
 
 
-def _read_optional_csv(path: Path, run: str):
+def _read_csv(path: Path, what: str):
+    """A results table; a missing or unreadable file is one ReptopoError naming it."""
     import pandas as pd
 
     if not path.is_file():
+        raise ReptopoError(f"{what} not found: {path} (rerun the homology stage for this run)")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ReptopoError(f"{what} {path} is not a readable CSV ({exc})") from None
+
+
+def _read_optional_csv(path: Path, run: str):
+    if not path.is_file():
         return None
-    df = pd.read_csv(path)
+    df = _read_csv(path, "results table")
     df.insert(0, "run", run)
     return df
 
@@ -75,12 +85,10 @@ def run(cfg: DictConfig) -> "object":
         from reptopo.report import write_reproduction_report
 
         return write_reproduction_report(cfg)
-    if cfg.aggregate.mode != "runs":
-        raise ReptopoError(f"aggregate.mode={cfg.aggregate.mode!r}; expected 'runs' or 'reproduction'")
     import pandas as pd
 
     from reptopo import plotting
-    from reptopo.io import atomic_dir
+    from reptopo.io import atomic_dir, read_json
     from reptopo.tracking import start_run
 
     data_dir = abspath(cfg.paths.data_dir)
@@ -88,24 +96,24 @@ def run(cfg: DictConfig) -> "object":
     frames, train_rows, betti, extra = [], [], {}, {"per_class": [], "class_betti": [], "attacks": []}
     for name in runs:
         hom = data_dir / "homology" / name
-        df = pd.read_csv(hom / "summary.csv")
+        df = _read_csv(hom / "summary.csv", "homology summary")
         df.insert(0, "run", name)
         if "label" not in df:
             df.insert(1, "label", name)
         if cfg.aggregate.get("labels") and name in cfg.aggregate.labels:
             df["label"] = cfg.aggregate.labels[name]
         frames.append(df)
-        betti[name] = pd.read_csv(hom / "betti.csv")
+        betti[name] = _read_csv(hom / "betti.csv", "Betti curves")
         metrics_file = data_dir / "metrics" / name / "train.json"
         if metrics_file.is_file():
-            train_rows.append({"run": name, **json.loads(metrics_file.read_text())})
+            train_rows.append({"run": name, **read_json(metrics_file, "training metrics")})
         for key, path in (("per_class", hom / "lifespans_per_class.csv"), ("class_betti", hom / "class_betti.csv")):
             table = _read_optional_csv(path, name)
             if table is not None:
                 extra[key].append(table)
         attack_file = data_dir / "metrics" / name / "attack.json"
         if attack_file.is_file():
-            extra["attacks"].append({"run": name, **json.loads(attack_file.read_text())})
+            extra["attacks"].append({"run": name, **read_json(attack_file, "attack metrics")})
     summary = pd.concat(frames, ignore_index=True)
     train = pd.DataFrame(train_rows)
     per_class = pd.concat(extra["per_class"], ignore_index=True) if extra["per_class"] else pd.DataFrame()

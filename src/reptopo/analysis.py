@@ -1,7 +1,7 @@
 """Per-layer topology of one representation: the computations of the homology stage, without I/O.
 
 ``analyze_layer`` takes a layer's pooled activations (N, D) and labels (N,) and returns every
-descriptor of the paper protocol (see ../shared/docs/paper-protocol.md and docs/ARCHITECTURE.md):
+descriptor of the paper protocol (see docs/paper-protocol.md and docs/ARCHITECTURE.md):
 PHdim on the raw cloud, lifespans sums L_0/L_1 in local (per-class) and global mode on the
 MinMax-scaled cloud, the global persistence diagrams (for Betti curves) and TwoNN/MLE.
 """

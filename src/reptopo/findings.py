@@ -2,7 +2,7 @@
 
 Each ``check_*`` takes the aggregate stage's tables (pandas DataFrames, no I/O) and returns
 :class:`Finding` records: the paper's claim and its reported values (from
-../shared/docs/paper-protocol.md), what this run measured, and a verdict computed from the numbers
+docs/paper-protocol.md), what this run measured, and a verdict computed from the numbers
 by the rule stated in ``rule``: "reproduced", "partly" or "not reproduced" (or "not measured"
 when the experiment produced nothing to test). Tables:
 

@@ -64,6 +64,11 @@ def run(cfg: DictConfig, tracker=None) -> "object":
         labels = np.load(act_dir / "labels.npy", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise ReptopoError(f"labels file {act_dir / 'labels.npy'} is missing or corrupt: {exc}") from None
+    missing = [key for key in ("layers", "n_samples") if key not in meta]
+    if missing:
+        raise ReptopoError(
+            f"activation metadata {act_dir / 'meta.json'} lacks {missing}; rerun the activations stage"
+        )
     layers = meta["layers"]
     n = int(meta["n_samples"])
     topo = cfg.topology

@@ -6,6 +6,7 @@ conf/; this file only says which keys exist and what type each one has.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -200,6 +201,70 @@ class ConfigSchema:
     aggregate: AggregateSchema = field(default_factory=AggregateSchema)
 
 
+# Keys whose value is one of a fixed set (None: null allowed). Checked up front, so a typo fails
+# at once naming the key, rather than silently meaning "off" (an unknown lifespans.scale would
+# skip the scaling, an unknown scheduler would keep the learning rate constant) or failing only
+# after training. The code that reads each key lists the same values (tests keep them in step).
+CHOICES: Dict[str, tuple] = {
+    "scale": (None, "quick", "paper"),
+    "model.family": ("timm", "timm_vgg", "cifar_resnet", "mlp", "hf_bert", "hf_pretrained"),
+    "model.tokenizer": (None, "wordpiece", "pretrained"),
+    "data.kind": ("image", "text", "points"),
+    "train.optimizer": ("adamw", "sgd"),
+    "train.scheduler": (None, "cosine"),
+    "train.augment": (None, "crop", "crop_flip"),
+    "probe.strategy": ("evenly_spaced", "blocks", "names", "pattern"),
+    "probe.token_pooling": ("cls", "mean"),
+    "probe.sample_split": ("train", "val", "test"),
+    "probe.dtype": ("float32", "float16"),
+    "probe.attack.method": (None, "fgsm_targeted"),
+    "topology.lifespans.scale": (None, "minmax"),
+    "topology.lifespans.class_subsample": ("first", "random"),
+    "aggregate.mode": ("runs", "reproduction"),
+}
+# List-valued keys whose every item is one of a fixed set.
+LIST_CHOICES: Dict[str, tuple] = {"topology.intrinsic": ("twonn", "mle")}
+# topology.phdim.device: "auto", "cpu", "torch-cpu", "cuda" or "cuda:<index>".
+_DEVICE_RE = re.compile(r"auto|cpu|torch-cpu|cuda(:\d+)?")
+
+
+def _check_values(cfg: DictConfig) -> None:
+    """Value checks the types cannot express: the fixed choices above and a few cross-key rules."""
+    for key, allowed in CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if value not in allowed:
+            shown = ", ".join("null" if a is None else a for a in allowed)
+            raise ReptopoError(f"config key {key}: {value!r} is not one of: {shown}")
+    for key, allowed in LIST_CHOICES.items():
+        for item in OmegaConf.select(cfg, key) or []:
+            if item not in allowed:
+                raise ReptopoError(f"config key {key}: {item!r} is not one of: {', '.join(allowed)}")
+    device = cfg.topology.phdim.device
+    if not _DEVICE_RE.fullmatch(device):
+        raise ReptopoError(
+            f"config key topology.phdim.device: {device!r} is not one of: auto, cpu, torch-cpu, "
+            f"cuda, cuda:<index>"
+        )
+    data = cfg.data
+    if data.kind == "image":
+        for key in ("mean", "std"):
+            values = list(data[key])
+            if len(values) != data.in_chans:
+                raise ReptopoError(
+                    f"config key data.{key}: {len(values)} values for data.in_chans={data.in_chans} "
+                    f"(expected one per image channel)"
+                )
+        if any(v <= 0 for v in data.std):
+            raise ReptopoError(f"config key data.std: {list(data.std)} has a value <= 0")
+    for key in ("model.blocks", "probe.pattern"):
+        pattern = OmegaConf.select(cfg, key)
+        if pattern is not None and pattern != "???":
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ReptopoError(f"config key {key}: {pattern!r} is not a valid regex ({exc})") from None
+
+
 def validate_config(cfg: DictConfig) -> DictConfig:
     """Return ``cfg`` merged onto the typed schema; a bad key or value raises one ReptopoError."""
     try:
@@ -210,4 +275,5 @@ def validate_config(cfg: DictConfig) -> DictConfig:
         key = getattr(exc, "full_key", None) or "?"
         msg = str(getattr(exc, "msg", None) or exc).splitlines()[0]
         raise ReptopoError(f"config key {key}: {msg}") from None
+    _check_values(typed)
     return typed  # type: ignore[return-value]

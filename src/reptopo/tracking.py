@@ -15,6 +15,8 @@ from typing import Any, Iterator, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from reptopo.errors import ReptopoError
+
 log = logging.getLogger("reptopo.tracking")
 
 _BATCH = 1000  # MLflow's log_batch limit on metrics per request
@@ -183,8 +185,16 @@ def open_client(cfg: DictConfig):
     from mlflow.tracking import MlflowClient
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    client = MlflowClient(tracking_uri=tracking_uri(cfg))
-    return client, get_or_create_experiment(client, cfg.tracking.experiment, cfg.tracking.get("artifact_root"))
+    uri = tracking_uri(cfg)
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        return client, get_or_create_experiment(client, cfg.tracking.experiment, cfg.tracking.get("artifact_root"))
+    except Exception as exc:  # MlflowException, sqlalchemy or requests errors: one message
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise ReptopoError(
+            f"MLflow tracking store {uri} cannot be opened (tracking.uri / tracking.db_path): "
+            f"{first[:300]}; fix the path or server, or run with tracking=none"
+        ) from None
 
 
 def find_finished_run(cfg: DictConfig, stage: str, fp: str) -> str | None:

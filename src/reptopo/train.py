@@ -15,9 +15,29 @@ import hydra
 from omegaconf import DictConfig
 
 from reptopo.app import abspath, config_dir, config_to_dict, limit_threads, run_stage, write_stamp
+from reptopo.errors import ReptopoError
 from reptopo.schema import validate_config
 
 log = logging.getLogger("reptopo.train")
+
+
+def _make_trainer(cfg, **kwargs) -> "pl.Trainer":
+    """``pl.Trainer(**kwargs)``; an accelerator this machine lacks (or an unknown name) is one
+    error naming ``train.accelerator`` instead of Lightning's traceback."""
+    import pytorch_lightning as pl
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return pl.Trainer(**kwargs)
+    except (MisconfigurationException, ValueError, ImportError) as exc:
+        # ImportError: an accelerator's optional package (torch_xla for tpu) is missing.
+        about_accelerator = any(w in str(exc).lower() for w in ("accelerator", "backend"))
+        if not (about_accelerator or isinstance(exc, ImportError)):
+            raise
+        raise ReptopoError(
+            f"train.accelerator={cfg.train.accelerator!r} cannot run here: {str(exc).splitlines()[0]} "
+            f"(use train.accelerator=auto or cpu)"
+        ) from None
 
 
 def run(cfg: DictConfig, tracker=None) -> dict:
@@ -61,7 +81,8 @@ def run(cfg: DictConfig, tracker=None) -> dict:
              cfg.model.name, count_parameters(model), ds.name, len(ds.train), len(ds.val), len(ds.test))
     with stage_run(cfg, "train", tracker) as tracker, atomic_dir(out_dir) as tmp:
         history = HistoryCallback()
-        trainer = pl.Trainer(
+        trainer = _make_trainer(
+            cfg,
             max_epochs=cfg.train.max_epochs,
             accelerator=cfg.train.accelerator,
             devices=1,
