@@ -48,7 +48,8 @@ def file_in_the_way(root, base, case):
 
 
 def results_without_betti(root, base, case):
-    hom = root / "data/homology" / case
+    # In a data folder of its own: the session's shared data/ must not gain a broken run.
+    hom = root / "broken_results/homology" / case
     hom.mkdir(parents=True, exist_ok=True)
     (hom / "summary.csv").write_text("layer,depth,phdim\nfc,1.0,3.2\n")  # betti.csv lost
 
@@ -77,8 +78,9 @@ CASES = [
      "MLflow tracking store sqlite:///{root}/not_a_folder/mlflow.db cannot be opened", "data/train/{case}"),
     ("accelerator-not-here", "train", ["train.accelerator=mps"], None, 2,  # Apple GPUs: never on Linux
      "train.accelerator='mps' cannot run here", "data/train/{case}"),
-    ("results-table-missing", "aggregate", ["aggregate.runs=[{case}]", "paths.reports_dir={root}/reports/{case}"],
-     results_without_betti, 2, "Betti curves not found: {root}/data/homology/{case}/betti.csv", "reports/{case}"),
+    ("results-table-missing", "aggregate",
+     ["paths.data_dir={root}/broken_results", "paths.reports_dir={root}/reports/{case}"], results_without_betti, 2,
+     "Betti curves not found: {root}/broken_results/homology/{case}/betti.csv", "reports/{case}"),
     ("dataset-root-missing", "train", ["data=fashion_mnist", "data.root={root}/nowhere"], None, 2,
      "Fashion-MNIST data root not found: {root}/nowhere (install the Debian package", "data/train/{case}"),
     ("dataset-root-missing-files", "train", ["data=fashion_mnist", "data.root={root}/fmnist_partial"], half_dataset, 2,
