@@ -272,3 +272,32 @@ def test_every_data_config_composes_and_validates(tmp_path):
         assert cfg.data.name == name and cfg.data.kind in ("image", "points", "text")
         if cfg.data.kind == "image":
             assert len(cfg.data.mean) == len(cfg.data.std) == cfg.data.in_chans
+
+
+# ---------------------------------------------------------------- corrupt user tables
+
+import bz2  # noqa: E402
+
+
+def test_corrupt_mnist_5k_table_is_named(tmp_path):
+    with gzip.open(tmp_path / "mnist_5k.csv.gz", "wt") as fh:
+        fh.write("1,2,3\n4,5,6\n")  # 3 columns, not 785
+    with pytest.raises(ReptopoError, match=r"MNIST 5k: .*mnist_5k.csv.gz must hold rows of 784 integer pixels"):
+        load_dataset(data_cfg("mnist_5k", root=str(tmp_path)), seed=0)
+    (tmp_path / "mnist_5k.csv.gz").write_bytes(b"\x1f\x8bnot really gzip")
+    with pytest.raises(ReptopoError, match=r"MNIST 5k: .*mnist_5k.csv.gz is not a readable CSV file"):
+        load_dataset(data_cfg("mnist_5k", root=str(tmp_path)), seed=0)
+
+
+def test_rotten_tomatoes_without_expected_columns_is_named(tmp_path):
+    with bz2.open(tmp_path / "rotten_tomatoes_corpus_full.csv.bz2", "wt") as fh:
+        fh.write("review,score\ngreat,1\n")
+    with pytest.raises(ReptopoError, match=r"Rotten Tomatoes: .* lacks column\(s\) \['category', 'text', 'movie_name'\]"):
+        load_dataset(data_cfg("rotten_tomatoes", root=str(tmp_path)), seed=0)
+
+
+def test_corrupt_parquet_split_is_named(tmp_path):
+    (tmp_path / "train.parquet").write_bytes(b"PAR1 garbage")
+    (tmp_path / "test.parquet").write_bytes(b"PAR1 garbage")
+    with pytest.raises(ReptopoError, match=r"train.parquet is not a readable parquet file"):
+        load_dataset(data_cfg("sst2", root=str(tmp_path)), seed=0)
