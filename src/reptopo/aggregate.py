@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from reptopo.app import abspath, config_dir, run_stage
 from reptopo.schema import validate_config
 from reptopo.errors import ReptopoError
+from reptopo.io import atomic_dir, read_json, read_table
 
 log = logging.getLogger("reptopo.aggregate")
 
@@ -49,22 +50,13 @@ def _md_table(df) -> str:
     return "\n".join(lines)
 
 
-def _read_csv(path: Path, what: str):
-    """A results table; a missing or unreadable file is one ReptopoError naming it."""
-    import pandas as pd
-
-    if not path.is_file():
-        raise ReptopoError(f"{what} not found: {path} (rerun the homology stage for this run)")
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ReptopoError(f"{what} {path} is not a readable CSV ({exc})") from None
+RERUN_HOMOLOGY = "rerun the homology stage for this run"
 
 
 def _read_optional_csv(path: Path, run: str):
     if not path.is_file():
         return None
-    df = _read_csv(path, "results table")
+    df = read_table(path, "results table")
     df.insert(0, "run", run)
     return df
 
@@ -88,7 +80,6 @@ def run(cfg: DictConfig) -> "object":
     import pandas as pd
 
     from reptopo import plotting
-    from reptopo.io import atomic_dir, read_json
     from reptopo.tracking import start_run
 
     data_dir = abspath(cfg.paths.data_dir)
@@ -96,14 +87,14 @@ def run(cfg: DictConfig) -> "object":
     frames, train_rows, betti, extra = [], [], {}, {"per_class": [], "class_betti": [], "attacks": []}
     for name in runs:
         hom = data_dir / "homology" / name
-        df = _read_csv(hom / "summary.csv", "homology summary")
+        df = read_table(hom / "summary.csv", "homology summary", hint=RERUN_HOMOLOGY)
         df.insert(0, "run", name)
         if "label" not in df:
             df.insert(1, "label", name)
         if cfg.aggregate.get("labels") and name in cfg.aggregate.labels:
             df["label"] = cfg.aggregate.labels[name]
         frames.append(df)
-        betti[name] = _read_csv(hom / "betti.csv", "Betti curves")
+        betti[name] = read_table(hom / "betti.csv", "Betti curves", hint=RERUN_HOMOLOGY)
         metrics_file = data_dir / "metrics" / name / "train.json"
         if metrics_file.is_file():
             train_rows.append({"run": name, **read_json(metrics_file, "training metrics")})

