@@ -8,10 +8,10 @@ STAMP := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 FORTUNES := /usr/share/games/fortunes/fortunes
 UI_PORT ?= 5000
-# Stage commands (`python -m reptopo.<stage>`) must find the venv's python.
+# Stage commands (`python -m reptopo <stage>`) must find the venv's python.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup os-deps test-deps repro paper test sweep ui lock clean-data
+.PHONY: help setup os-deps test-deps repro paper test test-fast sweep ui lock clean-data
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,12 +48,15 @@ paper: setup ## reproduce the paper: every experiment, then reports/<scale>/REPR
 	$(BIN)/dvc repro
 	@echo "report: reports/$$(awk '/^  scale:/{print $$2}' params.yaml)/REPRODUCTION.md"
 
-test: setup test-deps ## run the test suite
+test: setup test-deps ## run the full test suite (what CI runs)
 	$(BIN)/python -m pytest
 
+test-fast: setup ## everything but the end-to-end runs (pytest -m "not e2e"): the edit-test loop
+	$(BIN)/python -m pytest -m "not e2e"
+
 sweep: setup ## Hydra multirun: 2 models x 2 datasets in parallel (joblib), then the aggregate
-	$(BIN)/python -m reptopo.pipeline -m experiment=sweep hydra/launcher=local
-	$(BIN)/python -m reptopo.aggregate experiment=sweep
+	$(BIN)/python -m reptopo pipeline -m experiment=sweep hydra/launcher=local
+	$(BIN)/python -m reptopo aggregate experiment=sweep
 
 ui: setup ## MLflow UI on http://127.0.0.1:5000 (UI_PORT=...) over the embedded store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \

@@ -8,7 +8,7 @@ Model: the CIFAR ResNet-32 of ``conf/model/resnet32.yaml`` (3x32x32 inputs, 10 c
    RSS mark is reset just before the dump through ``/proc/self/clear_refs`` and ``VmHWM`` read
    after it; the inputs are allocated before the reset, so the figure is the dump's own):
    - ``stream``: ``reptopo.probes.ActivationRecorder`` pools inside the hook (GAP) and the sink
-     writes each pooled batch into a memory-mapped ``.npy`` per probe, as ``reptopo.activations``
+     writes each pooled batch into a memory-mapped ``.npy`` per probe, as the activations stage
      does;
    - ``hold``: hooks keep every full feature map (N, C, H, W) and pool at the end.
    Full maps of 10k inputs x 12 probes take several GB, so ``hold`` is measured at smaller N and
@@ -40,12 +40,14 @@ def _setup(n: int):
     import torch
     from hydra import compose, initialize_config_dir
 
-    from reptopo.models import build_model, example_input
-    from reptopo.probes import select_probes
+    from reptopo.nets import build_model, example_input
+    from reptopo.probing.probes import select_probes
+    from reptopo.runtime.schema import register_config_store
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    register_config_store()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["model=resnet32", f"probe.num={K_PROBES}"])
+        cfg = compose("config", overrides=["model=cifar_resnet", "model.kwargs.depth=32", f"probe.num={K_PROBES}"])
     torch.manual_seed(0)
     model = build_model(cfg.model, 3, 10, 32).eval()
     probes = select_probes(model, cfg.model, cfg.probe, example_input(3, 32))
@@ -57,7 +59,7 @@ def _stream_dump(model, probes, x, out_dir: Path) -> dict:
     import numpy as np
     import torch
 
-    from reptopo.probes import ActivationRecorder
+    from reptopo.probing.probes import ActivationRecorder
 
     n = len(x)
     arrays, cursor = {}, {"start": 0, "stop": 0}

@@ -22,6 +22,9 @@ def compose_cfg(root: Path, overrides: list[str] | None = None):
     """The stages' config, composed like the CLI does, with every path under ``root``."""
     from hydra import compose, initialize_config_dir
 
+    from reptopo.runtime.schema import register_config_store
+
+    register_config_store()  # what the stage apps do on import
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("config", overrides=[f"paths.root={root}", *(overrides or [])])
 
@@ -38,10 +41,10 @@ def cfg_factory(tmp_path):
 
 
 def run_cli(module: str, *overrides: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m reptopo.<module> overrides...`` as a user would, capturing output."""
+    """Run ``python -m reptopo <module> overrides...`` as a user would, capturing output."""
     full_env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", f"reptopo.{module}", *overrides],
+        [sys.executable, "-m", "reptopo", module, *overrides],
         cwd=cwd, capture_output=True, text=True, env=full_env, timeout=600,
     )
 
@@ -49,7 +52,7 @@ def run_cli(module: str, *overrides: str, cwd: Path, env: dict | None = None) ->
 @pytest.fixture(scope="session")
 def trained_digits(tmp_path_factory):
     """A real tiny run (digits, resnet_small, 1 epoch) through train and activations, tracked in SQLite."""
-    from reptopo import activations, train
+    from reptopo.stages import activations, train
 
     root = tmp_path_factory.mktemp("digits_run")
     cfg = compose_cfg(root, TINY)

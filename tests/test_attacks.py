@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from reptopo.attacks import adversarial_examples, attack_scores, predict
-from reptopo.errors import ReptopoError
+from reptopo.probing.attacks import adversarial_examples, attack_scores, predict
+from reptopo.runtime.errors import ReptopoError
 
 MEAN, STD = [0.3], [0.4]
 
@@ -61,9 +61,9 @@ def test_fgsm_matches_the_formula_and_hurts_the_model(digits_net):
 def test_eps_zero_is_the_clean_sample_and_bad_input(digits_net):
     net, x, y = digits_net
     assert torch.equal(adversarial_examples(net, x, "fgsm_targeted", 0.0, 8, MEAN, STD), x)
-    with pytest.raises(ReptopoError, match="probe.attack.method='pgd'"):
+    with pytest.raises(ReptopoError, match="attack.method='pgd'"):
         adversarial_examples(net, x, "pgd", 0.1, 8, MEAN, STD)
-    with pytest.raises(ReptopoError, match="probe.attack.eps=-0.1"):
+    with pytest.raises(ReptopoError, match="attack.eps=-0.1"):
         adversarial_examples(net, x, "fgsm_targeted", -0.1, 8, MEAN, STD)
     with pytest.raises(ReptopoError, match="per-channel data.mean"):
         adversarial_examples(net, x, "fgsm_targeted", 0.1, 8, [0.1, 0.2, 0.3], STD)
@@ -73,7 +73,7 @@ def test_eps_zero_is_the_clean_sample_and_bad_input(digits_net):
 
 
 def test_augment_shifts_and_flips_deterministically():
-    from reptopo.classifier import augment_images
+    from reptopo.nets.lightning import augment_images
 
     x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).reshape(2, 1, 6, 6) + 1
     torch.manual_seed(1)

@@ -113,6 +113,6 @@ def test_bad_input(trained_digits, case, stage, overrides, setup, code, message,
     assert message.format(**fill) in res.stderr, res.stderr[-3000:]
     if code == 2:  # our errors: exactly one line, no traceback
         lines = [l for l in res.stderr.splitlines() if "error" in l.lower()]
-        assert len(lines) == 1 and lines[0].startswith(f"reptopo.{stage}: error: "), res.stderr[-3000:]
+        assert len(lines) == 1 and lines[0].startswith(f"reptopo {stage}: error: "), res.stderr[-3000:]
         assert "Traceback" not in res.stderr
     assert not (root / output.format(**fill)).exists()

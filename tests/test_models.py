@@ -2,6 +2,8 @@
 its documented probes in depth order; the activation swap and the pretrained switch."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from conftest import CONF, compose_cfg
@@ -9,17 +11,20 @@ from fakes import fake_cifar10
 from torch import nn
 
 from reptopo.datasets import load_dataset
-from reptopo.errors import ReptopoError
-from reptopo.models import (
-    ACTIVATION_TYPES,
-    GATE_NAMES,
-    build_model,
-    count_activations,
-    example_input,
-    replace_activations,
-)
-from reptopo.probes import select_probes
-from reptopo.schema import validate_config
+from reptopo.runtime.errors import ReptopoError
+from reptopo.nets import build_model, example_input
+from reptopo.nets.vision import ACTIVATION_TYPES, GATE_NAMES, count_activations, replace_activations
+from reptopo.probing.probes import select_probes
+from reptopo.runtime.schema import validate_config
+
+def model_args(name: str) -> list[str]:
+    """Overrides that select model ``name``: ``resnet<depth>`` is the one CIFAR-ResNet config at that
+    depth (resnet18 and resnet_small are timm configs of their own)."""
+    m = re.fullmatch(r"resnet(\d+)", name)
+    if m and name != "resnet18":
+        return ["model=cifar_resnet", f"model.kwargs.depth={m.group(1)}"]
+    return [f"model={name}"]
+
 
 IMAGE_MODELS = ["resnet20", "resnet32", "resnet56", "resnet110", "seresnet", "resnet18", "vgg11_bn", "mobilenetv2",
                 "vit_tiny", "resnet_small", "vgg_small"]
@@ -50,7 +55,8 @@ ACTIVATION_COUNTS = {
 
 def test_every_model_config_is_covered():
     names = {p.stem for p in (CONF / "model").glob("*.yaml")}
-    assert names == set(DOCUMENTED_PROBES)
+    covered = {"cifar_resnet" if model_args(m)[0] == "model=cifar_resnet" else m for m in DOCUMENTED_PROBES}
+    assert names == covered
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +78,7 @@ def test_model_forward_and_probes_on_compatible_data(tmp_path, datasets, model):
     data_names = ["naitzat_d1", "naitzat_d3"] if model == "mlp" else ["mnist_5k", "cifar10"]
     n_probes, first, last_inner, logits = DOCUMENTED_PROBES[model]
     for data in data_names:
-        cfg = validate_config(compose_cfg(tmp_path, [f"model={model}", f"data={data}", "probe=blocks"]))
+        cfg = validate_config(compose_cfg(tmp_path, [*model_args(model), f"data={data}", "probe=blocks"]))
         ds = datasets[data]
         torch.manual_seed(0)
         net = build_model(cfg.model, ds.in_chans, ds.num_classes, ds.img_size).eval()
@@ -96,7 +102,7 @@ def test_model_forward_and_probes_on_compatible_data(tmp_path, datasets, model):
 
 @pytest.mark.parametrize("model", ["resnet32", "resnet56", "resnet110"])
 def test_paper_probe_default_ten_evenly_spaced(tmp_path, model):
-    cfg = validate_config(compose_cfg(tmp_path, [f"model={model}"]))
+    cfg = validate_config(compose_cfg(tmp_path, [*model_args(model)]))
     net = build_model(cfg.model, 3, 10, 32)
     probes = select_probes(net, cfg.model, cfg.probe, example_input(3, 32))
     assert len(probes) == 10 and probes[0].name == "act1" and probes[-1].name == "fc"
@@ -106,7 +112,7 @@ def test_paper_probe_default_ten_evenly_spaced(tmp_path, model):
 def test_small_input_adaptations_keep_resolution(tmp_path):
     seen = {}
     for model, module in [("resnet18", "layer1.0"), ("mobilenetv2", "bn1"), ("resnet32", "layer1.0")]:
-        cfg = validate_config(compose_cfg(tmp_path, [f"model={model}"]))
+        cfg = validate_config(compose_cfg(tmp_path, [*model_args(model)]))
         net = build_model(cfg.model, 3, 10, 32).eval()
         h = dict(net.named_modules())[module].register_forward_hook(lambda m, i, o, k=model: seen.__setitem__(k, o.shape))
         net(torch.zeros(1, 3, 32, 32))
@@ -121,7 +127,7 @@ def test_small_input_adaptations_keep_resolution(tmp_path):
 
 @pytest.mark.parametrize("model", sorted(ACTIVATION_COUNTS))
 def test_activation_swap_replaces_every_activation(tmp_path, model):
-    cfg = validate_config(compose_cfg(tmp_path, [f"model={model}"]))
+    cfg = validate_config(compose_cfg(tmp_path, [*model_args(model)]))
     net = build_model(cfg.model, 3, 10, 32)
     gates = [m for p in net.modules() for n, m in p.named_children() if n in GATE_NAMES]
     assert count_activations(net) == ACTIVATION_COUNTS[model]
@@ -132,7 +138,7 @@ def test_activation_swap_replaces_every_activation(tmp_path, model):
     assert len(gates) == (9 if model == "seresnet" else 0)
     assert all(type(m).__name__ == "Sigmoid" for m in gates)  # SE gates are kept
     # Through the config (model.activation=silu): every activation is a SiLU and it still runs.
-    cfg = validate_config(compose_cfg(tmp_path, [f"model={model}", "model.activation=silu"]))
+    cfg = validate_config(compose_cfg(tmp_path, [*model_args(model), "model.activation=silu"]))
     net = build_model(cfg.model, 1, 10, 28).eval()
     assert sum(isinstance(m, nn.SiLU) for m in net.modules()) == ACTIVATION_COUNTS[model]
     assert not any(isinstance(m, (nn.ReLU, nn.ReLU6)) for m in net.modules())
@@ -140,18 +146,22 @@ def test_activation_swap_replaces_every_activation(tmp_path, model):
 
 
 def test_unknown_activation_is_one_line(tmp_path):
-    cfg = validate_config(compose_cfg(tmp_path, ["model=resnet32", "model.activation=swish"]))
+    # Caught by the config check, before any model is built.
+    with pytest.raises(ReptopoError, match=r"^config key model.activation: 'swish' is not one of: null, relu, "):
+        validate_config(compose_cfg(tmp_path, [*model_args("resnet32"), "model.activation=swish"]))
+    # The builder itself (for callers without a validated config) says the same thing.
+    cfg = validate_config(compose_cfg(tmp_path, model_args("resnet32")))
     with pytest.raises(ReptopoError, match=r"model.activation='swish' is unknown; expected one of"):
-        build_model(cfg.model, 3, 10, 32)
+        replace_activations(build_model(cfg.model, 1, 10, 28), "swish")
 
 
 @pytest.mark.parametrize("model, arch", [("resnet18", "resnet18"), ("vit_tiny", "vit_tiny_patch16_224")])
 def test_pretrained_without_hub_is_one_sentence(tmp_path, model, arch, monkeypatch):
-    from reptopo import models
+    from reptopo.nets.hub import hub_reachable
 
-    if models.hub_reachable():
+    if hub_reachable():
         pytest.skip("the hub is reachable here: pretrained weights would download")
-    cfg = validate_config(compose_cfg(tmp_path, [f"model={model}", "model.pretrained=true"]))
+    cfg = validate_config(compose_cfg(tmp_path, [*model_args(model), "model.pretrained=true"]))
     with pytest.raises(ReptopoError) as info:
         build_model(cfg.model, 3, 10, 32)
     msg = str(info.value)
@@ -160,10 +170,10 @@ def test_pretrained_without_hub_is_one_sentence(tmp_path, model, arch, monkeypat
 
 
 def test_cifar_resnet_rejects_bad_depth_and_pretrained(tmp_path):
-    cfg = validate_config(compose_cfg(tmp_path, ["model=resnet32", "model.kwargs.depth=33"]))
+    cfg = validate_config(compose_cfg(tmp_path, [*model_args("resnet32"), "model.kwargs.depth=33"]))
     with pytest.raises(ReptopoError, match="depth 6n\\+2"):
         build_model(cfg.model, 3, 10, 32)
-    cfg = validate_config(compose_cfg(tmp_path, ["model=resnet32", "model.pretrained=true"]))
+    cfg = validate_config(compose_cfg(tmp_path, [*model_args("resnet32"), "model.pretrained=true"]))
     with pytest.raises(ReptopoError, match="no hub weights for the CIFAR ResNets"):
         build_model(cfg.model, 3, 10, 32)
 
@@ -172,6 +182,6 @@ def test_cifar_resnet_parameter_counts(tmp_path):
     # He et al. (2016), Table 6: ResNet-32 0.46M, ResNet-56 0.85M, ResNet-110 1.7M parameters
     # (option-A shortcuts; ours are 1x1 convs, a few thousand more).
     for model, millions in [("resnet32", 0.46), ("resnet56", 0.85), ("resnet110", 1.7)]:
-        cfg = validate_config(compose_cfg(tmp_path, [f"model={model}"]))
+        cfg = validate_config(compose_cfg(tmp_path, [*model_args(model)]))
         n = sum(p.numel() for p in build_model(cfg.model, 3, 10, 32).parameters())
         assert abs(n / 1e6 - millions) / millions < 0.03, (model, n)

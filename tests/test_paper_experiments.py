@@ -8,14 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FMNIST_ROOT, assert_png, compose_cfg, run_cli
+from conftest import CONF, FMNIST_ROOT, assert_png, compose_cfg, run_cli
+from reptopo.runtime.config import paper_experiments
 from reptopo.topology import knn_betti_numbers
 
 pytestmark = pytest.mark.e2e
 
-EXPERIMENTS = ["e1", "e2", "e3", "e4", "e5", "e7", "naitzat"]
+EXPERIMENTS = list(paper_experiments(CONF))
 TINY = ["data.train_size=256", "data.val_size=64", "data.test_size=150",
-        "probe.sample_size=120", "topology.phdim.n_start=50", "topology.phdim.n_step=25",
+        "sample.size=120", "topology.phdim.n_start=50", "topology.phdim.n_step=25",
         "topology.lifespans.max_per_class=40", "topology.lifespans.global_max_points=120", "topology.betti.num=20"]
 VERDICTS = {"reproduced", "partly", "not reproduced", "not measured"}
 
@@ -31,7 +32,7 @@ def paper_root(tmp_path_factory):
         epochs = [] if exp == "e4" else ["train.max_epochs=1"]
         res = run_cli("experiment", f"experiment={exp}_quick", f"paths.root={root}", tracking, *TINY, *epochs, cwd=root)
         assert res.returncode == 0, f"{exp}:\n{res.stderr[-5000:]}"
-    res = run_cli("aggregate", "aggregate.mode=reproduction", "scale=quick", f"paths.root={root}", "tracking=none", cwd=root)
+    res = run_cli("reproduction", "scale=quick", f"paths.root={root}", "tracking=none", cwd=root)
     assert res.returncode == 0, res.stderr[-4000:]
     return root
 
@@ -140,7 +141,7 @@ def test_findings_reach_mlflow(paper_root):
 
 
 def test_reproduction_report_names_a_missing_experiment(tmp_path):
-    res = run_cli("aggregate", "aggregate.mode=reproduction", "scale=quick", f"paths.root={tmp_path}",
+    res = run_cli("reproduction", "scale=quick", f"paths.root={tmp_path}",
                   "tracking=none", cwd=tmp_path)
     assert res.returncode == 2
     assert "reports/quick/e1/tables/findings.json is missing" in res.stderr
@@ -150,4 +151,4 @@ def test_reproduction_report_names_a_missing_experiment(tmp_path):
 def test_experiment_without_sweeps_is_one_clear_error(tmp_path):
     res = run_cli("experiment", "experiment=tiny", f"paths.root={tmp_path}", "tracking=none", cwd=tmp_path)
     assert res.returncode == 2
-    assert res.stderr.strip().splitlines()[-1].startswith("reptopo.experiment: error: experiment 'tiny' defines no sweeps")
+    assert res.stderr.strip().splitlines()[-1].startswith("reptopo experiment: error: experiment 'tiny' defines no sweeps")

@@ -117,7 +117,7 @@ def test_tracking_helpers_and_notebook(pipeline_repo, tmp_path):
     import nbformat
     from nbclient import NotebookClient
 
-    from reptopo import tracking
+    from reptopo.runtime import tracking
 
     repo, *_ = pipeline_repo
     uri = f"sqlite:///{repo / 'mlflow.db'}"

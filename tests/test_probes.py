@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from conftest import compose_cfg
-from reptopo.errors import ReptopoError
-from reptopo.models import build_model, example_input
-from reptopo.probes import ActivationRecorder, pool_output, select_probes
+from reptopo.runtime.errors import ReptopoError
+from reptopo.nets import build_model, example_input
+from reptopo.probing.probes import ActivationRecorder, pool_output, select_probes
 
 
 @pytest.mark.parametrize("model, expected_first, expected_last", [

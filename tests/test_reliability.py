@@ -63,7 +63,7 @@ def test_failing_job_is_marked_failed_and_the_others_finish(tmp_path):
 
 def test_sigkill_mid_stage_leaves_nothing_complete_and_rerun_completes(tmp_path):
     train_root = tmp_path / "data/train"
-    cmd = [sys.executable, "-m", "reptopo.train", "experiment=tiny", "data=digits", "tracking=none",
+    cmd = [sys.executable, "-m", "reptopo", "train", "experiment=tiny", "data=digits", "tracking=none",
            "train.max_epochs=200", f"paths.root={tmp_path}"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -75,7 +75,7 @@ def test_sigkill_mid_stage_leaves_nothing_complete_and_rerun_completes(tmp_path)
     assert list(train_root.glob(".resnet_small-digits.tmp-*")), "the stage never started writing"
     assert not (train_root / "resnet_small-digits").exists()
     assert not (tmp_path / "data/metrics/resnet_small-digits/train.json").exists()
-    from reptopo.app import is_complete
+    from reptopo.runtime.stamps import is_complete
 
     cfg = compose_cfg(tmp_path, ["experiment=tiny", "data=digits"])
     assert not is_complete(train_root / "resnet_small-digits", cfg, "train")
@@ -91,7 +91,7 @@ def test_sigkill_mid_stage_leaves_nothing_complete_and_rerun_completes(tmp_path)
 
 
 def test_training_is_bitwise_deterministic(tmp_path):
-    from reptopo import train
+    from reptopo.stages import train
 
     for name in ("a", "b"):
         train.run(compose_cfg(tmp_path, ["experiment=tiny", "data=digits", "tracking=none", f"run_name={name}"]))

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import CONF, compose_cfg
-from reptopo.errors import ReptopoError
-from reptopo.schema import CHOICES, LIST_CHOICES, validate_config
+from reptopo.runtime.errors import ReptopoError
+from reptopo.runtime.choices import CHOICES, LIST_CHOICES, allowed
+from reptopo.runtime.schema import validate_config
 
 DATASETS = sorted(p.stem for p in (CONF / "data").glob("*.yaml"))
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
@@ -68,13 +69,85 @@ def test_cross_key_values(tmp_path, override, message):
     assert str(err.value).startswith(message)
 
 
-def test_choices_match_the_code_that_reads_them():
-    from reptopo import datasets, models
-    from reptopo.topology import intrinsic_dimension
+def test_every_registered_choice_is_implemented(tmp_path):
+    """Each choice in the one registry works in the code that reads it (the code takes its lists
+    from the registry; this checks the implementations behind the names)."""
     import numpy as np
+    from omegaconf import OmegaConf
+    from torch import nn
 
-    assert set(CHOICES["model.family"]) == set(models.FAMILIES)
-    assert set(CHOICES["data.kind"]) == set(datasets.KINDS)
+    from reptopo.datasets.loaders import LOADERS
+    from reptopo.datasets.synthetic import GENERATORS
+    from reptopo.nets.vision import ACTIVATIONS, replace_activations
+    from reptopo.topology import intrinsic_dimension
+
+    def configs(group):
+        return [OmegaConf.load(p) for p in sorted((CONF / group).glob("*.yaml"))]
+
+    assert {c.family for c in configs("model") if "family" in c} == set(allowed("model.family"))
+    assert {c.kind for c in configs("data")} == set(allowed("data.kind"))
+    assert set(LOADERS) == set(allowed("data.loader"))
+    assert set(GENERATORS) == set(allowed("data.generator"))
+    assert set(ACTIVATIONS) == set(allowed("model.activation"))
+    for name in allowed("model.activation"):
+        net = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+        assert replace_activations(net, name) == 1 and isinstance(net[1], ACTIVATIONS[name])
     X = np.random.default_rng(0).normal(size=(200, 3))
     for method in LIST_CHOICES["topology.intrinsic"]:
         assert 1.5 < intrinsic_dimension(X, method=method) < 4.5
+
+
+# ---------------------------------------------------------------- each value has one home
+
+GROUPS = ("model", "data", "train", "probe", "sample", "attack", "topology", "tracking")
+
+
+def _flat(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        if k == "defaults":
+            continue
+        if isinstance(v, dict) and v and not k.endswith("kwargs") and k not in ("sweeps", "labels"):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _schema_defaults():
+    from omegaconf import OmegaConf
+
+    from reptopo.runtime.schema import ConfigSchema
+
+    return _flat(OmegaConf.to_container(OmegaConf.structured(ConfigSchema)))
+
+
+def _yaml_values():
+    """{group: {file: flat raw values}} for every option file, and config.yaml as group ''."""
+    from omegaconf import OmegaConf
+
+    files = {"": {"config": _flat(OmegaConf.to_container(OmegaConf.load(CONF / "config.yaml")))}}
+    for g in GROUPS:
+        files[g] = {p.stem: {f"{g}.{k}": v for k, v in _flat(OmegaConf.to_container(OmegaConf.load(p))).items()}
+                    for p in sorted((CONF / g).glob("*.yaml"))}
+    return files
+
+
+def test_no_yaml_file_restates_a_schema_default():
+    defaults = {k: v for k, v in _schema_defaults().items() if v != "???"}
+    restated = [f"conf/{g + '/' if g else ''}{f}.yaml: {k}={v!r}"
+                for g, files in _yaml_values().items() for f, values in files.items()
+                for k, v in values.items() if k in defaults and defaults[k] == v]
+    assert not restated, f"values with two homes (schema default and YAML): {restated}"
+
+
+def test_keys_every_yaml_file_sets_have_no_schema_default():
+    from omegaconf import OmegaConf
+
+    defaults = _schema_defaults()
+    for g, files in _yaml_values().items():
+        own = [v for f, v in files.items() if not OmegaConf.load(CONF / g / f"{f}.yaml").get("defaults")] if g else \
+            list(files.values())
+        always = set.intersection(*(set(v) for v in own))
+        doubled = sorted(k for k in always if k in defaults and defaults[k] != "???")
+        assert not doubled, f"group {g or 'config.yaml'}: set in every file but defaulted in the schema too: {doubled}"

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from conftest import compose_cfg, TINY
-from reptopo import activations, aggregate, homology, topology
-from reptopo.errors import ReptopoError
+from reptopo import topology
+from reptopo.stages import activations, aggregate, homology
+from reptopo.runtime.errors import ReptopoError
 
 
 def test_train_writes_checkpoint_and_metrics(trained_digits):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reptopo.errors import ReptopoError
-from reptopo.synthetic import BETTI, SCALE, generate
+from reptopo.runtime.errors import ReptopoError
+from reptopo.datasets.synthetic import BETTI, SCALE, generate
 from reptopo.topology import persistence_diagrams
 
 

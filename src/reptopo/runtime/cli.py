@@ -1,0 +1,33 @@
+"""The stage entry point: one ``error:`` line and exit 2 for a problem the user can fix."""
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+from omegaconf import DictConfig
+
+from reptopo.runtime.config import in_multirun
+from reptopo.runtime.confighash import register_resolvers
+from reptopo.runtime.errors import ReptopoError
+from reptopo.runtime.schema import register_config_store
+
+# Hydra composes the config (which starts from the schema's node) and resolves the run directory
+# (``logs/<stage>/${run_name}``, which may use ``${fp:...}``) before it calls a stage, so every
+# stage app registers both when it is imported.
+register_config_store()
+register_resolvers()
+
+
+def run_stage(run: Callable[[DictConfig], Any], cfg: DictConfig, stage: str) -> Any:
+    """Call ``run(cfg)``; a :class:`ReptopoError` becomes one ``error:`` line and exit code 2.
+
+    Inside a multirun the error is printed and re-raised instead, so Hydra records this job as
+    failed and the other jobs of the sweep still run (an exit would kill the worker).
+    """
+    try:
+        return run(cfg)
+    except ReptopoError as exc:
+        print(f"reptopo {stage}: error: {exc}", file=sys.stderr, flush=True)
+        if in_multirun():
+            raise
+        sys.exit(2)

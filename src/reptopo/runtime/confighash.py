@@ -1,0 +1,41 @@
+"""Hashes of the config subtrees that decide each stage's output, and the ``${fp:<stage>}``
+resolver that names output folders by them.
+
+``train_name: ${model.name}-${data.name}-${fp:train}`` names a checkpoint folder by what decides
+it, so experiments that train the same model share one checkpoint and never overwrite each
+other's.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+from omegaconf import DictConfig, OmegaConf
+
+from reptopo.runtime.errors import ReptopoError
+
+# Which config subtrees decide each stage's output (a stage reruns when one of them changes).
+STAGE_INPUTS = {
+    "train": ("seed", "model", "data", "train"),
+    "activations": ("seed", "model", "data", "train", "probe", "sample", "attack"),
+    "homology": ("seed", "model", "data", "train", "probe", "sample", "attack", "topology"),
+}
+
+
+def subtree_hash(cfg: DictConfig, stage: str) -> str:
+    """SHA-256 (hex) of the resolved config subtrees that decide ``stage`` (``STAGE_INPUTS``)."""
+    if stage not in STAGE_INPUTS:
+        raise ReptopoError(f"${{fp:{stage}}}: unknown stage; expected one of {sorted(STAGE_INPUTS)}")
+    parts = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+             for k in STAGE_INPUTS[stage]}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def register_resolvers() -> None:
+    """Register ``${fp:<stage>}`` (the first 8 hex digits of :func:`subtree_hash`); idempotent.
+
+    Called by the stage entry point before Hydra resolves run directories, and by
+    ``validate_config`` before it resolves a config composed elsewhere (tests, notebooks).
+    """
+    if not OmegaConf.has_resolver("fp"):
+        OmegaConf.register_new_resolver("fp", lambda stage, *, _root_: subtree_hash(_root_, stage)[:8])

@@ -1,0 +1,64 @@
+"""Stage, reproduction: ``reports/<scale>/REPRODUCTION.md`` from the finished paper experiments.
+
+``python -m reptopo reproduction scale=quick`` reads, for every paper experiment (derived from
+conf/experiment/, :func:`reptopo.runtime.config.paper_experiments`),
+``reports/<scale>/<name>/tables/findings.json``, ``tables/train_metrics.csv``, ``timing.json``
+and the figure names, and writes ``reports/<scale>/REPRODUCTION.md`` and
+``reports/<scale>/findings.csv`` atomically (:func:`reptopo.paper.report.reproduction_report`).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from reptopo.paper.report import ExperimentResults, reproduction_report
+from reptopo.runtime.cli import run_stage
+from reptopo.runtime.config import abspath, config_dir, paper_experiments
+from reptopo.runtime.errors import ReptopoError
+from reptopo.runtime.io import read_json, read_table, write_csv_atomic, write_text_atomic
+from reptopo.runtime.schema import validate_config
+
+log = logging.getLogger("reptopo.reproduction")
+
+
+def run(cfg: DictConfig):
+    """Write the report; returns the findings table."""
+    cfg = validate_config(cfg)
+    if not cfg.scale:
+        raise ReptopoError("the reproduction stage needs scale=quick or scale=paper (which reports/<scale>/ to read)")
+    root = abspath(cfg.paths.root) / "reports" / str(cfg.scale)
+    experiments = [load_results(root / name, name, title) for name, title in paper_experiments(config_dir()).items()]
+    text, table = reproduction_report(str(cfg.scale), experiments)
+    write_text_atomic(root / "REPRODUCTION.md", text)
+    write_csv_atomic(root / "findings.csv", table)
+    log.info("reproduction report: %d findings (%s) -> %s", len(table), table["verdict"].value_counts().to_dict(),
+             root / "REPRODUCTION.md")
+    return table
+
+
+def load_results(exp_dir: Path, name: str, title: str) -> ExperimentResults:
+    """One experiment's outputs under ``exp_dir``; a missing findings.json names the command to run."""
+    findings = exp_dir / "tables" / "findings.json"
+    if not findings.is_file():
+        raise ReptopoError(f"reproduction report: {findings} is missing; run the experiment first "
+                           f"(dvc repro experiment@{name}, or python -m reptopo experiment experiment={name}_<scale>)")
+    timing = exp_dir / "timing.json"
+    train = exp_dir / "tables" / "train_metrics.csv"
+    return ExperimentResults(
+        name=name, title=title, findings=read_json(findings, "experiment findings"),
+        timing=read_json(timing, "experiment timing") if timing.is_file() else {},
+        train=read_table(train, "train metrics") if train.is_file() and train.stat().st_size > 1 else None,
+        figures=sorted(p.name for p in (exp_dir / "figures").glob("*.png")),
+    )
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
+def main(cfg: DictConfig) -> None:
+    run_stage(run, cfg, "reproduction")
+
+
+if __name__ == "__main__":
+    main()
