@@ -185,3 +185,19 @@ def test_cifar_resnet_parameter_counts(tmp_path):
         cfg = validate_config(compose_cfg(tmp_path, [*model_args(model)]))
         n = sum(p.numel() for p in build_model(cfg.model, 3, 10, 32).parameters())
         assert abs(n / 1e6 - millions) / millions < 0.03, (model, n)
+
+
+def test_default_model_keeps_small_inputs_resolution(tmp_path):
+    # README: the probes of resnet_small on 28x28 Fashion-MNIST see these maps (then GAP).
+    cfg = validate_config(compose_cfg(tmp_path, []))
+    assert cfg.model.name == "resnet_small"
+    net = build_model(cfg.model, 1, 10, 28).eval()
+    shapes = {}
+    for name in ("act1", "layer1.1", "layer2.1", "layer3.1", "layer4.1"):
+        dict(net.named_modules())[name].register_forward_hook(
+            lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:])))
+    with torch.no_grad():
+        assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert shapes == {"act1": (64, 28, 28), "layer1.1": (16, 28, 28), "layer2.1": (32, 14, 14),
+                      "layer3.1": (64, 7, 7), "layer4.1": (128, 4, 4)}
+    assert isinstance(net.maxpool, nn.Identity) and net.conv1.stride == (1, 1) and net.conv1.kernel_size == (3, 3)

@@ -72,7 +72,7 @@ def test_recorder_pools_inside_hook(tmp_path):
     with torch.no_grad(), ActivationRecorder(net, probes, lambda p, t: got.setdefault(p.name, t)):
         logits = net(torch.randn(3, 1, 28, 28))
     assert all(t.dim() == 2 and t.shape[0] == 3 for t in got.values())
-    assert got["layer4.1"].shape[1] == 256
+    assert got["layer4.1"].shape[1] == 128  # resnet_small: widths 16/32/64/128
     assert torch.allclose(got["fc"], logits)
     # Hooks are removed on exit.
     assert all(len(m._forward_hooks) == 0 for m in net.modules())
