@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reptopo import findings as fnd
+from reptopo.paper import findings as fnd
 
 
 def curves(rows: dict[str, dict[str, list[float]]], **const) -> pd.DataFrame:
@@ -113,3 +113,35 @@ def test_naitzat_simple_depth_and_relu_vs_tanh():
     n1, _ = fnd.check_naitzat(pd.concat([relu, tanh.assign(run="tanh")]), summary,
                               train.assign(test_acc=[0.99, 0.6]))
     assert "well-trained" in n1.rule and n1.verdict == fnd.REPRODUCED
+
+
+def test_naitzat_leaves_under_trained_nets_out_of_n1():
+    """Known answer: one well-trained net that simplifies and one under-trained net (test_acc below
+    WELL_TRAINED) that never does. N1 counts the well-trained one only: reproduced. Counting the
+    under-trained one too would make it partly; with only the under-trained net, not measured."""
+    def cb(run, per_layer):  # per_layer: [(b0, b1) of each of two classes, ...]
+        return pd.DataFrame([{"run": run, "layer_index": i, "depth": (i + 1) / len(per_layer), "class": c,
+                              "betti_0": b0, "betti_1": b1}
+                             for i, layer in enumerate(per_layer) for c, (b0, b1) in enumerate(layer)])
+
+    good = cb("good", [((4, 2), (3, 1)), ((1, 0), (1, 0)), ((1, 0), (1, 0))])    # simple from depth 2/3
+    poor = cb("poor", [((4, 2), (3, 1)), ((3, 1), (2, 1)), ((2, 0), (1, 1))])    # never simple
+    assert fnd.simple_depth(good) == pytest.approx(2 / 3) and fnd.simple_depth(poor) == np.inf
+    summary = pd.DataFrame({"run": ["good", "poor"], "label": ["relu", "tanh"], "dataset": ["d1", "d1"]})
+    low = fnd.WELL_TRAINED - 0.3
+    train = pd.DataFrame({"run": ["good", "poor"], "test_acc": [0.99, low]})
+
+    n1, n2 = fnd.check_naitzat(pd.concat([good, poor]), summary, train)
+    assert n1.verdict == fnd.REPRODUCED  # would be PARTLY if `poor` counted
+    assert n1.values == {"d1 relu": {"simple_from_depth": pytest.approx(2 / 3), "test_acc": 0.99},
+                         "d1 tanh": {"simple_from_depth": np.inf, "test_acc": pytest.approx(low)}}
+    assert n2.verdict == fnd.REPRODUCED  # N2 compares depths whatever the accuracy
+    # The threshold itself: the same net at exactly WELL_TRAINED counts, and then N1 is only partly.
+    n1, _ = fnd.check_naitzat(pd.concat([good, poor]), summary, train.assign(test_acc=[0.99, fnd.WELL_TRAINED]))
+    assert n1.verdict == fnd.PARTLY
+    # Only under-trained nets: nothing to judge (not "not reproduced"); a run missing from the
+    # training table (no accuracy) does not count either.
+    n1, _ = fnd.check_naitzat(poor, summary, train)
+    assert n1.verdict == fnd.UNMEASURED
+    n1, _ = fnd.check_naitzat(pd.concat([good, poor]), summary, train[train.run == "good"])
+    assert n1.verdict == fnd.REPRODUCED
