@@ -182,6 +182,8 @@ def test_numeric_key_out_of_range(trained_digits, case, stage, key, value, rule)
 
 CROSS_CASES = [
     # (id, overrides, message)
+    ("limit-batches-not-whole", ["train.limit_train_batches=2.5"],
+     "config key train.limit_train_batches: 2.5 is neither a fraction in (0, 1] nor a whole number of batches"),
     ("sample-too-small-for-phdim", ["sample.size=100", "topology.phdim.n_start=60", "topology.phdim.n_step=40"],
      "config key sample.size: 100 is too small for PHdim (topology.phdim.n_start=60, n_step=40): the fit needs two "
      "subsample sizes below it, so expected >= 101"),

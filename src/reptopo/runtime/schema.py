@@ -117,7 +117,7 @@ class TrainSchema:
     lr: float = ranged("> 0")
     weight_decay: float = ranged(">= 0")
     scheduler: Optional[str] = MISSING
-    # A fraction of the batches (<= 1) or a count (> 1); null: all.
+    # Batches per epoch: a fraction in (0, 1] or a whole number > 1 (tests keep runs tiny); null: all.
     limit_train_batches: Optional[float] = ranged("> 0")
     accelerator: str = MISSING
     deterministic: bool = MISSING
@@ -280,6 +280,10 @@ def _check_ranges(cfg: DictConfig) -> None:
 
 def _check_cross_keys(cfg: DictConfig) -> None:
     """What one stage needs of another's keys, checked before any stage runs."""
+    limit = cfg.train.limit_train_batches
+    if limit is not None and limit > 1 and limit % 1:
+        raise ReptopoError(f"config key train.limit_train_batches: {limit!r} is neither a fraction in (0, 1] "
+                           "nor a whole number of batches")
     phdim = cfg.topology.phdim
     if cfg.sample.size < phdim.n_start + phdim.n_step + 1:
         raise ReptopoError(
