@@ -96,7 +96,8 @@ CASES = [
      "layer 'layer4.1': 6 activation value(s) are NaN or infinite", "data/homology/{case}"),
     ("identical-points", "homology", [], dead_layer, 2,
      "layer 'act1': all 200 points are identical", "data/homology/{case}"),
-    ("too-few-samples-for-phdim", "homology", ["topology.phdim.n_start=500"], plain_copy, 2,
+    # Activations made with a smaller sample than this config's (sample.size passes the config check).
+    ("too-few-samples-for-phdim", "homology", ["sample.size=600", "topology.phdim.n_start=500"], plain_copy, 2,
      "200 samples, but the PHdim protocol needs more than topology.phdim.n_start=500", "data/homology/{case}"),
 ]
 
@@ -116,3 +117,92 @@ def test_bad_input(trained_digits, case, stage, overrides, setup, code, message,
         assert len(lines) == 1 and lines[0].startswith(f"reptopo {stage}: error: "), res.stderr[-3000:]
         assert "Traceback" not in res.stderr
     assert not (root / output.format(**fill)).exists()
+
+
+# ---------------------------------------------------------------- every numeric key out of range
+
+def _bad_values(rule: str, kind: type) -> list:
+    """Values just outside ``rule`` (">= a", "> a" or "[a, b]")."""
+    from reptopo.runtime.schema import parse_range
+
+    lo, lo_in, hi, hi_in = parse_range(rule)
+    below = (lo - 1 if lo_in else lo) if kind is int else (lo - 0.5 if lo_in else lo)
+    out = [below]
+    if hi != float("inf"):
+        out.append(hi + 1 if kind is int else hi + 0.5)
+    return [kind(v) for v in out]
+
+
+def _range_cases():
+    from dataclasses import fields, is_dataclass
+
+    from reptopo.runtime.schema import ConfigSchema, ranged_keys
+
+    def kinds(schema, prefix=""):
+        out = {}
+        for f in fields(schema):
+            default = f.default_factory() if callable(getattr(f, "default_factory", None)) else None
+            if is_dataclass(default):
+                out.update(kinds(type(default), f"{prefix}{f.name}."))
+            else:
+                out[f"{prefix}{f.name}"] = int if "int" in str(f.type) else float
+        return out
+
+    types = kinds(ConfigSchema)
+    stages = ["train", "activations", "homology", "aggregate", "pipeline", "experiment", "reproduction"]
+    cases = []
+    for i, (key, rule) in enumerate(sorted(ranged_keys().items())):
+        for value in _bad_values(rule, types[key]):
+            cases.append((f"{key}={value}", stages[len(cases) % len(stages)], key, value, rule))
+    return cases
+
+
+RANGE_CASES = _range_cases()
+
+
+def test_every_ranged_key_has_a_case():
+    from reptopo.runtime.schema import ranged_keys
+
+    assert {c[2] for c in RANGE_CASES} == set(ranged_keys()) and len(ranged_keys()) >= 30
+
+
+@pytest.mark.parametrize("case, stage, key, value, rule", RANGE_CASES, ids=[c[0] for c in RANGE_CASES])
+def test_numeric_key_out_of_range(trained_digits, case, stage, key, value, rule):
+    root, _, _, _ = trained_digits
+    name = "range-" + key.replace(".", "-")
+    args = [*TINY, f"paths.root={root}", f"run_name={name}", f"experiment_name={name}", "tracking=none",
+            f"{key}={value}"]
+    res = run_cli(stage, *args, cwd=root)
+    assert res.returncode == 2, res.stderr[-3000:]
+    lines = [l for l in res.stderr.splitlines() if "error" in l.lower()]
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    assert lines[0] == f"reptopo {stage}: error: config key {key}: {value!r} is out of range; expected {rule}"
+    assert not list(root.glob(f"data/*/{name}")) and not (root / "reports" / name).exists()
+
+
+CROSS_CASES = [
+    # (id, overrides, message)
+    ("limit-batches-not-whole", ["train.limit_train_batches=2.5"],
+     "config key train.limit_train_batches: 2.5 is neither a fraction in (0, 1] nor a whole number of batches"),
+    ("sample-too-small-for-phdim", ["sample.size=100", "topology.phdim.n_start=60", "topology.phdim.n_step=40"],
+     "config key sample.size: 100 is too small for PHdim (topology.phdim.n_start=60, n_step=40): the fit needs two "
+     "subsample sizes below it, so expected >= 101"),
+    ("attack-target-not-a-class", ["attack=fgsm_targeted", "attack.target=10"],
+     "config key attack.target: 10 is not a class of data 'digits' (expected 0..9)"),
+    ("attack-without-target", ["attack=fgsm_targeted", "attack.target=null"],
+     "config key attack.target: null, but attack.method='fgsm_targeted' needs a target class"),
+    ("target-class-not-a-class", ["aggregate.target_class=12"],
+     "config key aggregate.target_class: 12 is not a class of data 'digits' (expected 0..9)"),
+    ("class-betti-above-h1", ["topology.class_betti.enabled=true", "topology.maxdim=2"],
+     "config key topology.maxdim: 2 with topology.class_betti.enabled; the k-NN graph Betti numbers are defined "
+     "for degrees 0 and 1 only (expected <= 1)"),
+]
+
+
+@pytest.mark.parametrize("case, overrides, message", CROSS_CASES, ids=[c[0] for c in CROSS_CASES])
+def test_cross_key_rules_fail_before_any_stage_runs(trained_digits, case, overrides, message):
+    root, _, _, _ = trained_digits
+    res = run_cli("train", *TINY, f"paths.root={root}", f"run_name={case}", "tracking=none", *overrides, cwd=root)
+    assert res.returncode == 2, res.stderr[-3000:]
+    assert res.stderr.strip().splitlines()[-1] == f"reptopo train: error: {message}"
+    assert not list(root.glob(f"data/*/{case}"))

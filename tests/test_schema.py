@@ -151,3 +151,41 @@ def test_keys_every_yaml_file_sets_have_no_schema_default():
         always = set.intersection(*(set(v) for v in own))
         doubled = sorted(k for k in always if k in defaults and defaults[k] != "???")
         assert not doubled, f"group {g or 'config.yaml'}: set in every file but defaulted in the schema too: {doubled}"
+
+
+# ---------------------------------------------------------------- numeric ranges
+
+def test_every_numeric_key_has_a_range():
+    """A new int or float key without a range would pass any value: the schema must state one
+    (tests/test_bad_input.py then generates its out-of-range cases)."""
+    from dataclasses import fields, is_dataclass
+
+    from reptopo.runtime.schema import ConfigSchema, ranged_keys
+
+    def numeric(schema, prefix=""):
+        for f in fields(schema):
+            default = f.default_factory() if callable(getattr(f, "default_factory", None)) else None
+            if is_dataclass(default):
+                yield from numeric(type(default), f"{prefix}{f.name}.")
+            elif str(f.type) in ("int", "float", "Optional[int]", "Optional[float]"):
+                yield f"{prefix}{f.name}"
+
+    keys = set(numeric(ConfigSchema))
+    assert len(keys) >= 30 and keys == set(ranged_keys())
+
+
+@pytest.mark.parametrize("rule, inside, outside", [
+    (">= 1", [1, 2, 1e9], [0, 0.999, -1]), ("> 0", [1e-12, 3.0], [0, -1e-12]),
+    ("[0, 1]", [0, 0.5, 1], [-0.01, 1.01]), ("[0, 2]", [0, 2], [3, -1]),
+])
+def test_range_rules(rule, inside, outside):
+    from reptopo.runtime.schema import in_range
+
+    assert all(in_range(v, rule) for v in inside) and not any(in_range(v, rule) for v in outside)
+
+
+def test_out_of_range_value_is_one_line_naming_the_key(tmp_path):
+    cfg = compose_cfg(tmp_path, ["train.lr=-1"])
+    with pytest.raises(ReptopoError) as err:
+        validate_config(cfg)
+    assert str(err.value) == "config key train.lr: -1.0 is out of range; expected > 0"

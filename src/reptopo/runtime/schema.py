@@ -8,9 +8,12 @@ choices live in :mod:`reptopo.runtime.choices`.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
+
+from dataclasses import fields, is_dataclass
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -18,6 +21,32 @@ from omegaconf.errors import OmegaConfBaseException
 from reptopo.runtime.choices import CHOICES, LIST_CHOICES, choice_error
 from reptopo.runtime.confighash import register_resolvers
 from reptopo.runtime.errors import ReptopoError
+
+
+def ranged(rule: str, default: Any = MISSING):
+    """A numeric field with its valid range: ``">= 1"``, ``"> 0"`` or ``"[0, 1]"`` (null, where the
+    type allows it, is always valid). :func:`validate_config` checks it; tests generate one
+    bad-input case per ranged key from these rules."""
+    parse_range(rule)  # a typo in a rule fails at import
+    return field(default=default, metadata={"range": rule})
+
+
+_RANGE_RE = re.compile(r"(>=|>)\s*(-?[\d.e+-]+)|([\[(])\s*(-?[\d.e+-]+)\s*,\s*(-?[\d.e+-]+)\s*([\])])")
+
+
+def parse_range(rule: str) -> tuple[float, bool, float, bool]:
+    """``rule`` -> (low, low inclusive, high, high inclusive)."""
+    m = _RANGE_RE.fullmatch(rule.strip())
+    if not m:
+        raise ValueError(f"bad range rule {rule!r}")
+    if m.group(1):
+        return float(m.group(2)), m.group(1) == ">=", float("inf"), False
+    return float(m.group(4)), m.group(3) == "[", float(m.group(5)), m.group(6) == "]"
+
+
+def in_range(value: float, rule: str) -> bool:
+    lo, lo_in, hi, hi_in = parse_range(rule)
+    return (value > lo or (lo_in and value == lo)) and (value < hi or (hi_in and value == hi))
 
 
 @dataclass
@@ -51,8 +80,8 @@ class ModelSchema:
     # Text models: tokenizer (``wordpiece``: trained locally on the training texts; ``pretrained``:
     # the checkpoint's own), its vocabulary size, and the sequence length inputs are padded/cut to.
     tokenizer: Optional[str] = None
-    vocab_size: int = 8000
-    max_length: int = 64
+    vocab_size: int = ranged(">= 16", 8000)
+    max_length: int = ranged(">= 2", 64)
 
 
 @dataclass
@@ -60,12 +89,12 @@ class DataSchema:
     name: str = MISSING
     kind: str = MISSING
     loader: str = MISSING
-    num_classes: int = MISSING
-    in_chans: int = MISSING
-    img_size: int = MISSING
-    train_size: Optional[int] = MISSING
-    val_size: Optional[int] = MISSING
-    test_size: Optional[int] = MISSING
+    num_classes: int = ranged(">= 2")
+    in_chans: int = ranged(">= 0")  # image channels or point dimension; 0 for text
+    img_size: int = ranged(">= 0")  # 0: point data
+    train_size: Optional[int] = ranged(">= 1")  # null: all
+    val_size: Optional[int] = ranged(">= 0")
+    test_size: Optional[int] = ranged(">= 1")
     root: Optional[str] = None
     # Images: per-channel normalization (one value per channel).
     mean: List[float] = field(default_factory=list)
@@ -74,25 +103,26 @@ class DataSchema:
     download: bool = False
     # Synthetic point clouds (loader synthetic): d1 | d2 | d3, points per split, generator seed.
     generator: Optional[str] = None
-    n_points: int = 2000
-    data_seed: int = 0
+    n_points: int = ranged(">= 10", 2000)
+    data_seed: int = ranged(">= 0", 0)
     # fortunes: the topic files used as classes (null = every file).
     categories: Optional[List[str]] = None
 
 
 @dataclass
 class TrainSchema:
-    max_epochs: int = MISSING
-    batch_size: int = MISSING
+    max_epochs: int = ranged(">= 0")
+    batch_size: int = ranged(">= 1")
     optimizer: str = MISSING
-    lr: float = MISSING
-    weight_decay: float = MISSING
+    lr: float = ranged("> 0")
+    weight_decay: float = ranged(">= 0")
     scheduler: Optional[str] = MISSING
-    limit_train_batches: Optional[float] = MISSING
+    # Batches per epoch: a fraction in (0, 1] or a whole number > 1 (tests keep runs tiny); null: all.
+    limit_train_batches: Optional[float] = ranged("> 0")
     accelerator: str = MISSING
     deterministic: bool = MISSING
-    num_workers: int = MISSING
-    eval_batch_size: int = MISSING
+    num_workers: int = ranged(">= 0")
+    eval_batch_size: int = ranged(">= 1")
     augment: Optional[str] = MISSING
 
 
@@ -101,7 +131,7 @@ class ProbeSchema:
     """Which layers are recorded and how their outputs are pooled and stored."""
     name: str = MISSING
     strategy: str = MISSING
-    num: int = MISSING
+    num: int = ranged(">= 1")
     layers: Optional[List[str]] = MISSING
     pattern: Optional[str] = MISSING
     include_logits: bool = MISSING
@@ -112,54 +142,54 @@ class ProbeSchema:
 @dataclass
 class SampleSchema:
     """The fixed, seeded sample of inputs run through the trained model."""
-    size: int = MISSING
+    size: int = ranged(">= 1")
     split: str = MISSING
-    batch_size: int = MISSING
+    batch_size: int = ranged(">= 1")
 
 
 @dataclass
 class AttackSchema:
     """An adversarial attack on the sample before probing (E5), or none."""
     method: Optional[str] = MISSING
-    eps: float = MISSING
-    target: Optional[int] = MISSING
+    eps: float = ranged("[0, 1]")  # L-inf budget in [0, 1] pixel units
+    target: Optional[int] = ranged(">= 0")
 
 
 @dataclass
 class LifespansSchema:
     scale: Optional[str] = MISSING
-    max_per_class: int = MISSING
+    max_per_class: int = ranged(">= 2")
     class_subsample: str = MISSING
     skip_last_class: bool = MISSING
-    global_max_points: int = MISSING
+    global_max_points: int = ranged(">= 2")
 
 
 @dataclass
 class PHDimSchema:
-    n_start: int = MISSING
-    n_step: int = MISSING
-    n_repeats: int = MISSING
+    n_start: int = ranged(">= 2")
+    n_step: int = ranged(">= 1")
+    n_repeats: int = ranged(">= 1")
     device: str = MISSING
 
 
 @dataclass
 class BettiSchema:
-    num: int = MISSING
+    num: int = ranged(">= 2")
 
 
 @dataclass
 class ClassBettiSchema:
     enabled: bool = MISSING
-    k: int = MISSING
-    min_hops: int = MISSING
-    max_per_class: int = MISSING
+    k: int = ranged(">= 1")
+    min_hops: int = ranged(">= 1")
+    max_per_class: int = ranged(">= 2")
 
 
 @dataclass
 class TopologySchema:
     name: str = MISSING
-    maxdim: int = MISSING
-    alpha: float = MISSING
+    maxdim: int = ranged("[0, 2]")
+    alpha: float = ranged("> 0")
     lifespans: LifespansSchema = field(default_factory=LifespansSchema)
     phdim: PHDimSchema = field(default_factory=PHDimSchema)
     betti: BettiSchema = field(default_factory=BettiSchema)
@@ -180,8 +210,8 @@ class TrackingSchema:
 class AggregateSchema:
     runs: Optional[List[str]] = MISSING
     analysis: Optional[str] = MISSING
-    target_class: int = MISSING
-    bootstrap: int = MISSING
+    target_class: int = ranged(">= 0")
+    bootstrap: int = ranged(">= 1")
     # run -> label for figures and tables (the experiment app passes its own jobs' labels, so a
     # run shared with another experiment is labelled the way this experiment names it).
     labels: Optional[Dict[str, str]] = None
@@ -192,7 +222,7 @@ class ConfigSchema:
     experiment_name: str = MISSING
     title: Optional[str] = MISSING
     scale: Optional[str] = MISSING
-    seed: int = MISSING
+    seed: int = ranged(">= 0")
     run_name: str = MISSING
     train_name: str = MISSING
     run_label: Any = MISSING
@@ -227,6 +257,49 @@ def register_config_store() -> None:
 
 # topology.phdim.device: "auto", "cpu", "torch-cpu", "cuda" or "cuda:<index>".
 _DEVICE_RE = re.compile(r"auto|cpu|torch-cpu|cuda(:\d+)?")
+
+
+def ranged_keys(schema: type = None, prefix: str = "") -> dict[str, str]:
+    """{dotted key: range rule} of every ranged field of the schema (nested groups included)."""
+    out: dict[str, str] = {}
+    for f in fields(schema or ConfigSchema):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+        if is_dataclass(default):
+            out.update(ranged_keys(type(default), f"{prefix}{f.name}."))
+        elif "range" in f.metadata:
+            out[f"{prefix}{f.name}"] = f.metadata["range"]
+    return out
+
+
+def _check_ranges(cfg: DictConfig) -> None:
+    for key, rule in ranged_keys().items():
+        value = OmegaConf.select(cfg, key)
+        if value is not None and not in_range(value, rule):
+            raise ReptopoError(f"config key {key}: {value!r} is out of range; expected {rule}")
+
+
+def _check_cross_keys(cfg: DictConfig) -> None:
+    """What one stage needs of another's keys, checked before any stage runs."""
+    limit = cfg.train.limit_train_batches
+    if limit is not None and limit > 1 and limit % 1:
+        raise ReptopoError(f"config key train.limit_train_batches: {limit!r} is neither a fraction in (0, 1] "
+                           "nor a whole number of batches")
+    phdim = cfg.topology.phdim
+    if cfg.sample.size < phdim.n_start + phdim.n_step + 1:
+        raise ReptopoError(
+            f"config key sample.size: {cfg.sample.size} is too small for PHdim (topology.phdim.n_start="
+            f"{phdim.n_start}, n_step={phdim.n_step}): the fit needs two subsample sizes below it, "
+            f"so expected >= {phdim.n_start + phdim.n_step + 1}")
+    for key in ("attack.target", "aggregate.target_class"):
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value >= cfg.data.num_classes:
+            raise ReptopoError(f"config key {key}: {value} is not a class of data {cfg.data.name!r} "
+                               f"(expected 0..{cfg.data.num_classes - 1})")
+    if cfg.attack.method and cfg.attack.target is None:
+        raise ReptopoError(f"config key attack.target: null, but attack.method={cfg.attack.method!r} needs a target class")
+    if cfg.topology.class_betti.enabled and cfg.topology.maxdim > 1:
+        raise ReptopoError(f"config key topology.maxdim: {cfg.topology.maxdim} with topology.class_betti.enabled; "
+                           "the k-NN graph Betti numbers are defined for degrees 0 and 1 only (expected <= 1)")
 
 
 def _check_values(cfg: DictConfig) -> None:
@@ -276,5 +349,7 @@ def validate_config(cfg: DictConfig) -> DictConfig:
         key = getattr(exc, "full_key", None) or "?"
         msg = str(getattr(exc, "msg", None) or exc).splitlines()[0]
         raise ReptopoError(f"config key {key}: {msg}") from None
+    _check_ranges(typed)
     _check_values(typed)
+    _check_cross_keys(typed)
     return typed  # type: ignore[return-value]

@@ -28,6 +28,9 @@ def _is_torch_tensor(x: Any) -> bool:
 
 
 def _to_float64(X: Any, name: str) -> np.ndarray:
+    complex_input = X.is_complex() if _is_torch_tensor(X) else np.iscomplexobj(X)
+    if complex_input:  # numpy would drop the imaginary part with only a warning
+        raise ValueError(f"{name} is complex; expected real numbers (take .real or abs() first)")
     if _is_torch_tensor(X):
         # .double() first: numpy has no bfloat16, and we want float64 anyway.
         X = X.detach().cpu().double().numpy()
@@ -41,6 +44,9 @@ def _to_float64(X: Any, name: str) -> np.ndarray:
 # Largest |coordinate| accepted: squared distances (up to (2 * 1e150)^2 * n_features) must stay
 # below float64's ~1.8e308 for any realistic feature count.
 _MAX_COORDINATE = 1e150
+# Smallest non-zero extent accepted: below it squared distances underflow float64 (~1e-308), so
+# distinct points would look identical.
+_MIN_EXTENT = 1e-150
 
 
 def _check_finite(arr: np.ndarray, name: str) -> None:
@@ -85,6 +91,12 @@ def as_points(X: Any, name: str = "X", min_points: int = 1) -> np.ndarray:
         raise ValueError(
             f"{name} has coordinates up to {largest:.3g}: squared distances would overflow "
             f"float64 (limit {_MAX_COORDINATE:.0e}); rescale the points"
+        )
+    extent = float(np.ptp(arr, axis=0).max()) if arr.shape[0] else 0.0
+    if 0.0 < extent < _MIN_EXTENT:
+        raise ValueError(
+            f"{name} spans only {extent:.3g} (largest coordinate range): squared distances would "
+            f"underflow float64 (limit {_MIN_EXTENT:.0e}); rescale the points"
         )
     return np.ascontiguousarray(arr)
 

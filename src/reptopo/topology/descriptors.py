@@ -127,6 +127,12 @@ def _class_members(
         raise ValueError(
             f"labels has {labels.shape[0]} entries but X has {n_points} points; they must match"
         )
+    if labels.dtype == object:
+        missing = sum(v is None or (isinstance(v, float) and np.isnan(v)) for v in labels)
+    else:
+        missing = int(np.isnan(labels).sum()) if labels.dtype.kind == "f" else 0
+    if missing:  # NaN would be a class of its own that selects no rows, and its L = 0 would count
+        raise ValueError(f"labels has {missing} missing value(s) (NaN or None); every point needs a class")
     if max_per_class is not None:
         max_per_class = check_int(max_per_class, "max_per_class", 1)
     if class_subsample not in ("first", "random"):

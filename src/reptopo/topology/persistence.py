@@ -25,6 +25,10 @@ def _h0_diagram(lengths: np.ndarray) -> np.ndarray:
     return dgm
 
 
+# Distances giotto-ph's float32 represents with full precision, with margin (float32: ~1.2e-38 to 3.4e38).
+_F32_SAFE_MIN, _F32_SAFE_MAX = 1e-30, 1e30
+
+
 def _sorted_bars(dgm: np.ndarray) -> np.ndarray:
     """float64 copy of a giotto-ph diagram sorted by (birth, death), so multi-threaded runs
     give identical arrays."""
@@ -48,11 +52,17 @@ def _diagrams(
     import gph
 
     # One GEMM distance matrix serves both engines: giotto-ph from points would build its own.
-    # giotto-ph reads the upper triangle and works in float32 internally.
-    res = gph.ripser_parallel(
-        eng.dense_numpy(), maxdim=maxdim, metric="precomputed", n_threads=n_threads
-    )
-    return dgms + [_sorted_bars(d) for d in res["dgms"][1 : maxdim + 1]]
+    # giotto-ph reads the upper triangle and works in float32 internally, which holds only about
+    # [1e-38, 1e38]: a matrix near those limits goes in scaled to unit diameter and the bars come
+    # back in the input's units (Vietoris-Rips diagrams are scale-equivariant); others as they are.
+    D = eng.dense_numpy()
+    diameter = float(D.max())
+    positive = D[D > 0]
+    smallest = float(positive.min()) if positive.size else diameter
+    scale = diameter if diameter > 0 and (diameter > _F32_SAFE_MAX or smallest < _F32_SAFE_MIN) else 1.0
+    res = gph.ripser_parallel(D / scale if scale != 1.0 else D, maxdim=maxdim, metric="precomputed",
+                              n_threads=n_threads)
+    return dgms + [_sorted_bars(d) * scale for d in res["dgms"][1 : maxdim + 1]]
 
 
 def persistence_diagrams(
@@ -111,6 +121,9 @@ def _check_diagrams(diagrams: Any) -> list[np.ndarray]:
             raise ValueError(f"diagrams[{k}] must have shape (n_bars, 2), got {arr.shape}")
         if np.isnan(arr).any():
             raise ValueError(f"diagrams[{k}] contains NaN")
+        reversed_bars = int((arr[:, 0] > arr[:, 1]).sum())
+        if reversed_bars:
+            raise ValueError(f"diagrams[{k}] has {reversed_bars} bar(s) with birth > death; expected birth <= death")
         out.append(arr)
     if not out:
         raise ValueError("diagrams is empty: expected one array per homology dimension")
@@ -195,7 +208,7 @@ def knn_betti_numbers(X: Any, k: int = 12, maxdim: int = 1, min_hops: int = 2, n
     Parameters
     ----------
     X : array-like, shape (n_points, n_features), n_points > k
-    k : int >= 1, neighbours per point; maxdim : int >= 0; min_hops : int >= 1
+    k : int >= 1, neighbours per point; maxdim : 0 or 1; min_hops : int >= 1
 
     Returns
     -------
@@ -204,6 +217,9 @@ def knn_betti_numbers(X: Any, k: int = 12, maxdim: int = 1, min_hops: int = 2, n
     X = as_input(X, "euclidean", min_points=2)
     k = check_int(k, "k", 1)
     maxdim = check_int(maxdim, "maxdim", 0)
+    if maxdim > 1:
+        # The born-by-one-hop rule misses classes born later (a 2-sphere's H2 is born at 2 hops).
+        raise ValueError(f"knn_betti_numbers is defined for maxdim 0 and 1 only, got maxdim={maxdim}")
     min_hops = check_int(min_hops, "min_hops", 1)
     if X.shape[0] <= k:
         raise ValueError(f"knn_betti_numbers needs more than k={k} points, got {X.shape[0]}")
