@@ -189,3 +189,18 @@ def test_out_of_range_value_is_one_line_naming_the_key(tmp_path):
     with pytest.raises(ReptopoError) as err:
         validate_config(cfg)
     assert str(err.value) == "config key train.lr: -1.0 is out of range; expected > 0"
+
+
+def test_a_code_revision_renames_only_its_own_stage_outputs(tmp_path, monkeypatch):
+    # The run pool reuses an output whose fingerprint matches, so a change to a stage's numbers
+    # must change its fingerprint: CODE_REVISIONS does that, for that stage (and no other) only.
+    from reptopo.runtime import confighash
+    from reptopo.runtime.stamps import fingerprint
+
+    cfg = compose_cfg(tmp_path)
+    before = {s: fingerprint(cfg, s) for s in confighash.STAGE_INPUTS}
+    monkeypatch.setitem(confighash.CODE_REVISIONS, "homology", confighash.CODE_REVISIONS["homology"] + 1)
+    after = {s: fingerprint(cfg, s) for s in confighash.STAGE_INPUTS}
+    assert after["homology"] != before["homology"]
+    assert after["train"] == before["train"] and after["activations"] == before["activations"]
+    assert set(confighash.CODE_REVISIONS) == set(confighash.STAGE_INPUTS)

@@ -281,3 +281,100 @@ def test_boruvka_sub_block_in_small_row_blocks_equals_prim():
     pt, ct = _boruvka_torch(torch.from_numpy(D), torch.from_numpy(idx), block_elems=3000)
     prim = {(min(i, j), max(i, j)) for i, j in zip(p.tolist(), c.tolist())}
     assert set(zip(pt.tolist(), ct.tolist())) == prim
+
+
+# --------------------------------------------------------------------------- any dynamic range
+
+
+def exact_mst_lengths(X):
+    """Independent exact H0: Kruskal over every pair of scipy's direct ``||x_i - x_j||`` (cdist
+    never forms |x|^2 + |y|^2 - 2<x, y>), sorted."""
+    D = cdist(X, X)
+    return np.sort([D[i, j] for i, j in kruskal_lexicographic(D)])
+
+
+def hard_cloud(kind, seed=0):
+    """Clouds whose distances are tiny next to their coordinates, where the GEMM identity's
+    absolute error (about eps * |x|^2) chose a wrong tree before the flagged entries were settled."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(15, 12))
+    if kind == "near-duplicates 1e-8":  # 15 clusters of 30, jitter 1e-8 of the spread
+        return np.repeat(centres, 30, axis=0) + 1e-8 * rng.normal(size=(450, 12))
+    if kind == "near-duplicates 1e-13":
+        return np.repeat(centres, 30, axis=0) + 1e-13 * rng.normal(size=(450, 12))
+    if kind == "far outliers":  # three points 1e9 times farther out than the cloud's spread
+        X = rng.normal(size=(400, 8))
+        X[:3] *= 1e9
+        return X
+    if kind == "offset 1e8":  # near-duplicate clusters far from the origin
+        return 1e8 + np.repeat(centres, 30, axis=0) + 1e-6 * rng.normal(size=(450, 12))
+    if kind == "far planar clusters":  # low-dimensional, so MST edges are tiny next to 1e6
+        X = rng.normal(size=(400, 2)) @ rng.normal(size=(2, 16))
+        X[:200, 0] += 1e6
+        return X
+    if kind == "nested":  # two far groups of near-duplicate clusters: two levels of rebuilding
+        X = np.repeat(centres, 30, axis=0) + 1e-9 * rng.normal(size=(450, 12))
+        X[:225] += 1e7
+        return X
+    raise ValueError(kind)
+
+
+HARD = ["near-duplicates 1e-8", "near-duplicates 1e-13", "far outliers", "offset 1e8",
+        "far planar clusters", "nested"]
+
+
+@pytest.fixture(params=["cpu", "cpu-numpy", "torch-cpu"])
+def h0_engine(request, monkeypatch):
+    """Every engine: numba CPU, the pure-numpy fallback (numba absent), torch."""
+    if request.param == "cpu-numpy":
+        from reptopo.topology import distances, mst
+
+        monkeypatch.setattr(distances, "_gram_kernel", lambda: None)
+        monkeypatch.setattr(mst, "_numba_kernel", lambda: None)
+        return "cpu"
+    return request.param
+
+
+@pytest.mark.parametrize("kind", HARD)
+def test_h0_is_exact_at_any_dynamic_range(kind, h0_engine):
+    X = hard_cloud(kind)
+    ref = exact_mst_lengths(X)
+    got = mst_edge_lengths(X, device=h0_engine)
+    assert np.all(ref > 0)
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("kind", HARD)
+def test_every_distance_entry_is_within_the_bound(kind, h0_engine):
+    from reptopo.topology.distances import REL_ERROR
+
+    X = hard_cloud(kind)
+    if h0_engine == "torch-cpu":
+        D = pairwise_distances_torch(torch.from_numpy(X)).numpy()
+    else:
+        D = pairwise_distances(X)
+    ref = cdist(X, X)
+    off = ~np.eye(len(X), dtype=bool)
+    assert np.array_equal(D, D.T) and np.all(np.diagonal(D) == 0)
+    assert np.max(np.abs(D - ref)[off] / ref[off]) <= REL_ERROR
+
+
+def test_phdim_sums_are_exact_on_near_duplicates():
+    from reptopo.topology import phdim
+
+    X = hard_cloud("nested")
+    res = phdim(X, n_start=100, n_step=100, n_repeats=2, seed=3)
+    from reptopo.topology import phdim_subsample_indices
+
+    subs = phdim_subsample_indices(len(X), res.sizes, 2, seed=3)
+    ref = np.array([[exact_mst_lengths(X[idx]).sum() for idx in per] for per in subs])
+    np.testing.assert_allclose(res.E, ref, rtol=1e-9, atol=0)
+
+
+def test_ordinary_clouds_flag_nothing():
+    # The common case stays one GEMM and one fused pass: nothing to settle on a Gaussian cloud.
+    from reptopo.topology import distances
+
+    X = np.random.default_rng(16).normal(size=(1500, 64))
+    D, sq, flagged = distances._NumpyOps.gemm(X, distances.flag_ratio(64))
+    assert flagged is None

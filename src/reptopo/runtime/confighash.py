@@ -21,13 +21,23 @@ STAGE_INPUTS = {
     "homology": ("seed", "model", "data", "train", "probe", "sample", "attack", "topology"),
 }
 
+# Revision of the code that computes each stage's numbers. DVC reruns a stage when its code
+# changes, but the rerun reuses a finished output whose fingerprint matches, so a change that
+# moves a stage's numbers must bump its revision here. Revision 1 is left out of the hash, so
+# the fingerprints made before revisions existed stay valid.
+#   homology 2: distance matrices exact to 1e-10 at any dynamic range (H0 on near-duplicates).
+CODE_REVISIONS = {"train": 1, "activations": 1, "homology": 2}
+
 
 def subtree_hash(cfg: DictConfig, stage: str) -> str:
-    """SHA-256 (hex) of the resolved config subtrees that decide ``stage`` (``STAGE_INPUTS``)."""
+    """SHA-256 (hex) of the resolved config subtrees that decide ``stage`` (``STAGE_INPUTS``),
+    and of the stage's code revision (``CODE_REVISIONS``) from revision 2 on."""
     if stage not in STAGE_INPUTS:
         raise ReptopoError(f"${{fp:{stage}}}: unknown stage; expected one of {sorted(STAGE_INPUTS)}")
     parts = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
              for k in STAGE_INPUTS[stage]}
+    if CODE_REVISIONS[stage] > 1:
+        parts["_code_revision"] = CODE_REVISIONS[stage]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
