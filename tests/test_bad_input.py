@@ -39,6 +39,27 @@ def dead_layer(root, base, case):
     np.save(dst / "layer_00.npy", np.ones((200, 64), dtype=np.float32))
 
 
+def complex_layer(root, base, case):
+    dst = _copy_acts(root, base, case)
+    X = np.load(dst / "layer_01.npy")
+    np.save(dst / "layer_01.npy", X + 1j * X)
+
+
+def nan_labels(root, base, case):
+    dst = _copy_acts(root, base, case)
+    y = np.load(dst / "labels.npy").astype(np.float64)
+    y[[3, 11, 19]] = np.nan
+    np.save(dst / "labels.npy", y)
+
+
+def scaled_layer(factor):
+    def setup(root, base, case):
+        dst = _copy_acts(root, base, case)
+        X = np.load(dst / "layer_00.npy").astype(np.float64)
+        np.save(dst / "layer_00.npy", X * factor)
+    return setup
+
+
 def plain_copy(root, base, case):
     _copy_acts(root, base, case)
 
@@ -96,6 +117,14 @@ CASES = [
      "layer 'layer4.1': 6 activation value(s) are NaN or infinite", "data/homology/{case}"),
     ("identical-points", "homology", [], dead_layer, 2,
      "layer 'act1': all 200 points are identical", "data/homology/{case}"),
+    ("complex-activations", "homology", [], complex_layer, 2,
+     "layer 'layer4.1': activations are complex64; expected real numbers", "data/homology/{case}"),
+    ("nan-labels", "homology", [], nan_labels, 2,
+     "labels file {root}/data/activations/{case}/labels.npy: 3 label(s) are NaN", "data/homology/{case}"),
+    ("activations-below-float-range", "homology", [], scaled_layer(1e-200), 2,
+     "layer 'act1': X spans only ", "data/homology/{case}"),
+    ("activations-beyond-float-range", "homology", [], scaled_layer(1e200), 2,
+     "layer 'act1': X has coordinates up to ", "data/homology/{case}"),
     # Activations made with a smaller sample than this config's (sample.size passes the config check).
     ("too-few-samples-for-phdim", "homology", ["sample.size=600", "topology.phdim.n_start=500"], plain_copy, 2,
      "200 samples, but the PHdim protocol needs more than topology.phdim.n_start=500", "data/homology/{case}"),
@@ -183,7 +212,10 @@ def test_numeric_key_out_of_range(trained_digits, case, stage, key, value, rule)
 CROSS_CASES = [
     # (id, overrides, message)
     ("limit-batches-not-whole", ["train.limit_train_batches=2.5"],
-     "config key train.limit_train_batches: 2.5 is neither a fraction in (0, 1] nor a whole number of batches"),
+     "config key train.limit_train_batches: 2.5 is neither a fraction in (0, 1) nor a whole number of batches"),
+    ("limit-batches-one", ["train.limit_train_batches=1"],
+     "config key train.limit_train_batches: 1.0 is ambiguous (Lightning reads 1 as one batch and 1.0 as all of "
+     "them); expected a fraction in (0, 1), a whole number >= 2 of batches, or null for all"),
     ("sample-too-small-for-phdim", ["sample.size=100", "topology.phdim.n_start=60", "topology.phdim.n_step=40"],
      "config key sample.size: 100 is too small for PHdim (topology.phdim.n_start=60, n_step=40): the fit needs two "
      "subsample sizes below it, so expected >= 101"),
@@ -191,6 +223,26 @@ CROSS_CASES = [
      "config key attack.target: 10 is not a class of data 'digits' (expected 0..9)"),
     ("attack-without-target", ["attack=fgsm_targeted", "attack.target=null"],
      "config key attack.target: null, but attack.method='fgsm_targeted' needs a target class"),
+    ("attack-settings-without-attack", ["attack.eps=0.1"],
+     "config key attack.eps: 0.1, but attack.method is null (attack=none), so nothing is attacked; choose "
+     "attack=fgsm_targeted or drop it"),
+    ("attack-target-without-attack", ["attack.target=3"],
+     "config key attack.target: 3, but attack.method is null (attack=none), so nothing is attacked; choose "
+     "attack=fgsm_targeted or drop it"),
+    ("attack-on-points", ["data=naitzat_d1", "attack=fgsm_targeted", "attack.target=1"],
+     "config key attack.method: 'fgsm_targeted' perturbs images, but data 'naitzat_d1' is points (expected attack=none)"),
+    ("probe-names-without-layers", ["probe.strategy=names"],
+     "config key probe.layers: None, but probe.strategy='names' records exactly those layers (expected a list of "
+     "module names)"),
+    ("probe-pattern-without-pattern", ["probe.strategy=pattern"],
+     "config key probe.pattern: None, but probe.strategy='pattern' records the modules whose name matches it "
+     "(expected a regex)"),
+    ("cifar-resnet-large-stem", ["model=cifar_resnet", "model.small_input=false"],
+     "config key model.small_input: false, but model.family='cifar_resnet' always has the 3x3 stride-1 stem of a "
+     "CIFAR ResNet (expected true)"),
+    ("vgg-small-input", ["model=vgg_small", "model.small_input=true"],
+     "config key model.small_input: true, but model.family='timm_vgg' has no stem to adapt (only timm models read "
+     "it; expected false)"),
     ("target-class-not-a-class", ["aggregate.target_class=12"],
      "config key aggregate.target_class: 12 is not a class of data 'digits' (expected 0..9)"),
     ("class-betti-above-h1", ["topology.class_betti.enabled=true", "topology.maxdim=2"],
@@ -202,7 +254,8 @@ CROSS_CASES = [
 @pytest.mark.parametrize("case, overrides, message", CROSS_CASES, ids=[c[0] for c in CROSS_CASES])
 def test_cross_key_rules_fail_before_any_stage_runs(trained_digits, case, overrides, message):
     root, _, _, _ = trained_digits
-    res = run_cli("train", *TINY, f"paths.root={root}", f"run_name={case}", "tracking=none", *overrides, cwd=root)
+    tiny = [o for o in TINY if not (o.startswith("data=") and any(x.startswith("data=") for x in overrides))]
+    res = run_cli("train", *tiny, f"paths.root={root}", f"run_name={case}", "tracking=none", *overrides, cwd=root)
     assert res.returncode == 2, res.stderr[-3000:]
     assert res.stderr.strip().splitlines()[-1] == f"reptopo train: error: {message}"
     assert not list(root.glob(f"data/*/{case}"))

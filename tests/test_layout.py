@@ -463,3 +463,22 @@ def test_dvc_deps_cover_the_config_groups_that_decide_the_stage(name):
         missing = [g for g in groups if not any(covers(d, f"conf/{g}/x.yaml") or d.startswith(f"conf/{g}/")
                                                  for d in inst.deps)]
         assert not missing, f"{inst.name}: dvc.yaml lacks deps on conf/{missing} (they decide its output)"
+
+
+@pytest.mark.parametrize("name", ["train", "activations", "homology"])
+def test_per_run_stages_write_their_outs_for_every_model_file(name, tmp_path):
+    """params.yaml may list any conf/model/<file>: the stage's output folder, composed from the
+    dvc.yaml command, is the out DVC expects (model.name can differ from the file name)."""
+    import shlex
+
+    from conftest import compose_cfg
+    from reptopo.runtime.schema import validate_config
+
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][name]
+    key = {"train": "train_dir", "activations": "activations_dir", "homology": "homology_dir"}[name]
+    for model in sorted(p.stem for p in (REPO / "conf/model").glob("*.yaml")):
+        ctx = {"experiment": "default", "item": {"model": model, "data": "fashion_mnist"}}
+        overrides = shlex.split(interpolate(dvc["cmd"], ctx))[4:]
+        out = interpolate(dvc["outs"][0], ctx)
+        cfg = validate_config(compose_cfg(tmp_path, overrides))
+        assert Path(cfg.paths[key]) == tmp_path / out, f"{model}: writes {cfg.paths[key]}, dvc expects {out}"

@@ -88,6 +88,9 @@ def test_every_registered_choice_is_implemented(tmp_path):
     assert {c.kind for c in configs("data")} == set(allowed("data.kind"))
     assert set(LOADERS) == set(allowed("data.loader"))
     assert set(GENERATORS) == set(allowed("data.generator"))
+    from reptopo.paper.analyses import ANALYSES
+
+    assert set(ANALYSES) == set(allowed("aggregate.analysis"))
     assert set(ACTIVATIONS) == set(allowed("model.activation"))
     for name in allowed("model.activation"):
         net = nn.Sequential(nn.Linear(2, 2), nn.ReLU())

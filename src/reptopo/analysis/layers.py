@@ -31,7 +31,10 @@ class LayerResult:
 
 
 def check_layer(X: np.ndarray, layer: str, n_needed: int) -> None:
-    """Raise one clear error for a layer that cannot be analysed (non-finite, too small, constant)."""
+    """Raise one clear error for a layer that cannot be analysed (not real, non-finite, too small,
+    constant)."""
+    if X.dtype.kind not in "fiu":  # a complex cast to float would drop the imaginary part silently
+        raise ReptopoError(f"layer {layer!r}: activations are {X.dtype}; expected real numbers")
     if X.ndim != 2:
         raise ReptopoError(f"layer {layer!r}: activations must be 2-D (samples, features), got shape {X.shape}")
     bad = int(np.size(X) - np.isfinite(X).sum())
@@ -51,9 +54,18 @@ def check_layer(X: np.ndarray, layer: str, n_needed: int) -> None:
 def analyze_layer(X: np.ndarray, labels: np.ndarray, topo_cfg, seed: int, layer: str = "layer",
                   n_threads: int = -1) -> LayerResult:
     """Compute every descriptor of one layer. ``X`` (N, D) raw activations, ``labels`` (N,);
-    ``n_threads`` caps giotto-ph (-1 = all cores)."""
-    X = np.asarray(X, dtype=np.float64)
+    ``n_threads`` caps giotto-ph (-1 = all cores). A cloud the topology engine refuses (extreme
+    scales, bad labels) raises one ``ReptopoError`` naming the layer."""
+    X = np.asarray(X)
     check_layer(X, layer, int(topo_cfg.phdim.n_start))
+    try:
+        return _analyze(X.astype(np.float64, copy=False), labels, topo_cfg, seed, n_threads)
+    except ValueError as exc:
+        raise ReptopoError(f"layer {layer!r}: {exc}") from None
+
+
+def _analyze(X: np.ndarray, labels: np.ndarray, topo_cfg, seed: int, n_threads: int) -> LayerResult:
+    """:func:`analyze_layer` on a checked float64 layer."""
     dims = list(range(int(topo_cfg.maxdim) + 1))
     alpha = float(topo_cfg.alpha)
     lcfg = topo_cfg.lifespans

@@ -28,6 +28,8 @@ CHOICES: dict[str, tuple] = {
     "attack.method": (None, "fgsm_targeted"),
     "topology.lifespans.scale": (None, "minmax"),
     "topology.lifespans.class_subsample": ("first", "random"),
+    # The paper experiments' finding checks (reptopo.paper.analyses.ANALYSES); null: none.
+    "aggregate.analysis": (None, "e1", "e2", "e3", "e4", "e5", "e7", "naitzat"),
 }
 # List-valued keys whose every item is one of a fixed set.
 LIST_CHOICES: dict[str, tuple] = {"topology.intrinsic": ("twonn", "mle")}

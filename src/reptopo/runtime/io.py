@@ -44,6 +44,37 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def atomic_entries(parent: str | os.PathLike) -> Iterator[Path]:
+    """Yield a staging folder for several outputs of ``parent`` (folders and files) written together.
+
+    Once the block succeeds, each entry written in the staging folder replaces the same-named
+    entry of ``parent``, by renames done back to back after everything is written; on an
+    exception nothing in ``parent`` changes. (A group of renames is not one atomic step, but no
+    computation can fail between them, so the outputs never mix two runs.)
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(parent / "staging")
+    staging = parent / f".staging.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    for entry in sorted(staging.iterdir()):
+        final = parent / entry.name
+        old = None
+        if final.exists():
+            old = parent / f".{entry.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(final, old)
+        os.replace(entry, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+    staging.rmdir()
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -73,7 +73,8 @@ class ModelSchema:
     activation: Optional[str] = MISSING
     blocks: str = MISSING
     logits: str = MISSING
-    # timm: adapt the stem to 28x28 / 32x32 inputs (ResNet conv1/maxpool, MobileNet conv_stem, ViT img_size).
+    # timm: adapt the stem to 28x28 / 32x32 inputs (ResNet conv1/maxpool, MobileNet conv_stem, ViT img_size);
+    # cifar_resnet: always true (its stem is small); other families have no stem: false.
     small_input: bool = False
     # Probe only the activation modules among the blocks (VGG: the ReLU after each conv).
     blocks_activation_only: bool = False
@@ -117,7 +118,7 @@ class TrainSchema:
     lr: float = ranged("> 0")
     weight_decay: float = ranged(">= 0")
     scheduler: Optional[str] = MISSING
-    # Batches per epoch: a fraction in (0, 1] or a whole number > 1 (tests keep runs tiny); null: all.
+    # Batches per epoch: a fraction in (0, 1) or a whole number >= 2 (tests keep runs tiny); null: all.
     limit_train_batches: Optional[float] = ranged("> 0")
     accelerator: str = MISSING
     deterministic: bool = MISSING
@@ -282,8 +283,12 @@ def _check_cross_keys(cfg: DictConfig) -> None:
     """What one stage needs of another's keys, checked before any stage runs."""
     limit = cfg.train.limit_train_batches
     if limit is not None and limit > 1 and limit % 1:
-        raise ReptopoError(f"config key train.limit_train_batches: {limit!r} is neither a fraction in (0, 1] "
+        raise ReptopoError(f"config key train.limit_train_batches: {limit!r} is neither a fraction in (0, 1) "
                            "nor a whole number of batches")
+    if limit == 1:  # the key is a float, so "1" arrives as 1.0, which Lightning reads as "every batch"
+        raise ReptopoError("config key train.limit_train_batches: 1.0 is ambiguous (Lightning reads 1 as one batch "
+                           "and 1.0 as all of them); expected a fraction in (0, 1), a whole number >= 2 of "
+                           "batches, or null for all")
     phdim = cfg.topology.phdim
     if cfg.sample.size < phdim.n_start + phdim.n_step + 1:
         raise ReptopoError(
@@ -295,8 +300,31 @@ def _check_cross_keys(cfg: DictConfig) -> None:
         if value is not None and value >= cfg.data.num_classes:
             raise ReptopoError(f"config key {key}: {value} is not a class of data {cfg.data.name!r} "
                                f"(expected 0..{cfg.data.num_classes - 1})")
-    if cfg.attack.method and cfg.attack.target is None:
-        raise ReptopoError(f"config key attack.target: null, but attack.method={cfg.attack.method!r} needs a target class")
+    model = cfg.model
+    if model.family == "cifar_resnet" and not model.small_input:
+        raise ReptopoError("config key model.small_input: false, but model.family='cifar_resnet' always has the "
+                           "3x3 stride-1 stem of a CIFAR ResNet (expected true)")
+    if model.family not in ("timm", "cifar_resnet") and model.small_input:
+        raise ReptopoError(f"config key model.small_input: true, but model.family={model.family!r} has no stem to "
+                           "adapt (only timm models read it; expected false)")
+    attack = cfg.attack
+    if attack.method and attack.target is None:
+        raise ReptopoError(f"config key attack.target: null, but attack.method={attack.method!r} needs a target class")
+    if attack.method and cfg.data.kind != "image":
+        raise ReptopoError(f"config key attack.method: {attack.method!r} perturbs images, but data "
+                           f"{cfg.data.name!r} is {cfg.data.kind} (expected attack=none)")
+    if not attack.method:  # set, they would do nothing but rename the activations (fingerprint)
+        for key, value in (("eps", attack.eps), ("target", attack.target)):
+            if value not in (None, 0.0):
+                raise ReptopoError(f"config key attack.{key}: {value!r}, but attack.method is null (attack=none), "
+                                   "so nothing is attacked; choose attack=fgsm_targeted or drop it")
+    probe = cfg.probe
+    if probe.strategy == "names" and not probe.layers:
+        raise ReptopoError(f"config key probe.layers: {OmegaConf.to_container(probe)['layers']!r}, but "
+                           "probe.strategy='names' records exactly those layers (expected a list of module names)")
+    if probe.strategy == "pattern" and not probe.pattern:
+        raise ReptopoError(f"config key probe.pattern: {probe.pattern!r}, but probe.strategy='pattern' records the "
+                           "modules whose name matches it (expected a regex)")
     if cfg.topology.class_betti.enabled and cfg.topology.maxdim > 1:
         raise ReptopoError(f"config key topology.maxdim: {cfg.topology.maxdim} with topology.class_betti.enabled; "
                            "the k-NN graph Betti numbers are defined for degrees 0 and 1 only (expected <= 1)")

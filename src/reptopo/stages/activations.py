@@ -2,7 +2,8 @@
 
 Writes ``paths.activations_dir``:
 - ``layer_XX.npy``: (N, D_layer) pooled activations of probe XX (depth order), float32/float16;
-- ``labels.npy`` (N,) int64 and ``indices.npy`` (N,) int64 (rows of the dataset's training files);
+- ``labels.npy`` (N,) int64 and ``indices.npy`` (N,) int64: the probed examples' rows in the source
+  files that ``sample.split`` is drawn from (a test sample indexes the test files);
 - ``meta.json``: layers (name, file, index, relative depth, raw output shape, pooled shape, dtype),
   pooling, the sample (size, split, seed), model and dataset, and the attack (E5) with its macro-F1;
 - with ``attack.method``: ``paths.metrics_dir``/attack.json (eps, macro-F1, accuracy, target rate).

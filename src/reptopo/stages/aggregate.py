@@ -24,7 +24,7 @@ from reptopo.paper.analyses import analyze
 from reptopo.runtime.cli import run_stage
 from reptopo.runtime.config import abspath, config_dir
 from reptopo.runtime.errors import ReptopoError
-from reptopo.runtime.io import atomic_dir, read_json, read_table, write_csv_atomic, write_json
+from reptopo.runtime.io import atomic_entries, read_json, read_table, write_json
 from reptopo.runtime.schema import validate_config
 from reptopo.runtime.tracking import start_run
 
@@ -64,18 +64,20 @@ def run(cfg: DictConfig) -> "object":
             analysis, cfg.experiment_name, combined, target_class=int(cfg.aggregate.target_class),
             n_boot=int(cfg.aggregate.bootstrap), seed=int(cfg.seed))
     reports = abspath(cfg.paths.reports_dir)
+    summary = combined.summary
     with start_run(cfg, "aggregate", {"runs": ",".join(runs)}) as tracker:
-        with atomic_dir(reports / "figures") as figs:
+        with atomic_entries(reports) as out:  # figures/, tables/ and depth_curves.csv: all or none
+            (out / "figures").mkdir()
             for name, fig in {**aggregate_figures(combined), **extra_figures}.items():
-                figures.save(fig, figs / name)
-        summary = combined.summary
-        write_csv_atomic(reports / "depth_curves.csv", summary[[c for c in CURVE_COLUMNS if c in summary]])
-        with atomic_dir(reports / "tables") as tables:
+                figures.save(fig, out / "figures" / name)
+            summary[[c for c in CURVE_COLUMNS if c in summary]].to_csv(out / "depth_curves.csv", index=False)
+            tables = out / "tables"
+            tables.mkdir()
             for name, table in {"summary.csv": summary, "train_metrics.csv": combined.train, **extra_tables}.items():
                 table.to_csv(tables / name, index=False)
             if analysis:
                 write_json(tables / "findings.json", [f.as_dict() for f in findings])
-            figure_names = sorted(p.name for p in (reports / "figures").glob("*.png"))
+            figure_names = sorted(p.name for p in (out / "figures").glob("*.png"))
             (tables / "report.md").write_text(aggregate_report(cfg.experiment_name, cfg.scale, runs, findings,
                                                                combined.train, summary, figure_names))
         log_results(tracker, reports, findings if analysis else None)

@@ -96,6 +96,15 @@ def load_metadata(act_dir: Path) -> tuple[dict, np.ndarray]:
         labels = np.load(act_dir / "labels.npy", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise ReptopoError(f"labels file {act_dir / 'labels.npy'} is missing or corrupt: {exc}") from None
+    path = act_dir / "labels.npy"
+    if labels.ndim != 1 or labels.dtype.kind not in "fiu":
+        raise ReptopoError(f"labels file {path} holds {labels.dtype} of shape {labels.shape}; expected (N,) class numbers")
+    if labels.dtype.kind == "f":
+        n_nan = int(np.isnan(labels).sum())
+        if n_nan or np.any(labels != np.round(labels)):
+            raise ReptopoError(f"labels file {path}: {n_nan} label(s) are NaN" if n_nan else
+                               f"labels file {path}: labels are not whole numbers; expected class numbers")
+        labels = labels.astype(np.int64)
     missing = [key for key in ("layers", "n_samples") if key not in meta]
     if missing:
         raise ReptopoError(f"activation metadata {act_dir / 'meta.json'} lacks {missing}; rerun the activations stage")
