@@ -24,7 +24,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 PKG = "reptopo"
-SCIENCE = ("topology", "datasets", "nets", "probing", "analysis", "paper")
+SCIENCE = ("topology", "similarity", "datasets", "nets", "probing", "analysis", "paper")
 # What the science folders must never import, directly or through anything they import.
 FORBIDDEN_FOR_SCIENCE = (f"{PKG}.stages", f"{PKG}.runtime.tracking", f"{PKG}.runtime.callbacks")
 
@@ -390,6 +390,24 @@ def test_topology_imports_nothing_else_from_reptopo():
         # Its own parent packages (reptopo/__init__) run whatever happens; they are not imports.
         bad += [" <- ".join(reversed(chain[r])) for r in sorted(chain) if not _under(r, top) and r not in parents(top)]
     assert not bad, "reptopo.topology reaching the rest of reptopo:\n  " + "\n  ".join(bad)
+
+
+def test_similarity_reaches_only_the_topology_engine():
+    modules, edges, _ = graph()
+    sim, top = f"{PKG}.similarity", f"{PKG}.topology"
+    bad = []
+    for m in sorted(x for x in modules if _under(x, sim)):
+        chain = closure([m], edges)
+        bad += [" <- ".join(reversed(chain[r])) for r in sorted(chain)
+                if not (_under(r, sim) or _under(r, top)) and r not in parents(sim)]
+    assert not bad, "reptopo.similarity reaching more than reptopo.topology:\n  " + "\n  ".join(bad)
+
+
+def test_giotto_tda_is_imported_by_one_adapter_module():
+    # giotto-tda 0.6.2 pins scikit-learn 1.3.2 (so numpy < 2): one module may import it.
+    importers = sorted(str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
+                       if re.search(r"^\s*(import gtda|from gtda)", p.read_text(), re.M))
+    assert importers == ["reptopo/similarity/diagrams.py"]
 
 
 # ---------------------------------------------------------------- the checks check

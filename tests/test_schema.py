@@ -95,6 +95,9 @@ def test_every_registered_choice_is_implemented(tmp_path):
     for name in allowed("model.activation"):
         net = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
         assert replace_activations(net, name) == 1 and isinstance(net[1], ACTIVATIONS[name])
+    from reptopo.topology.intrinsic import METHODS
+
+    assert set(METHODS) == set(LIST_CHOICES["topology.intrinsic"])
     X = np.random.default_rng(0).normal(size=(200, 3))
     for method in LIST_CHOICES["topology.intrinsic"]:
         assert 1.5 < intrinsic_dimension(X, method=method) < 4.5

@@ -14,11 +14,12 @@ import pandas as pd
 
 from reptopo import topology
 from reptopo.analysis.layers import LayerResult, shared_grid
+from reptopo.topology.intrinsic import METHODS as INTRINSIC_METHODS
 
 # Per-layer columns of summary.csv that MLflow gets as series (step = probe index).
-SERIES_COLUMNS = ("phdim", "L0_local", "L1_local", "L0_global", "L1_global", "twonn", "mle")
+SERIES_COLUMNS = ("phdim", "L0_local", "L1_local", "L0_global", "L1_global", *INTRINSIC_METHODS)
 REPORT_COLUMNS = ["run", "label", "layer", "depth", "phdim", "L0_local", "L1_local", "L0_global", "L1_global",
-                  "twonn", "mle"]
+                  *INTRINSIC_METHODS]
 CURVE_COLUMNS = ["run", "label", "layer", "depth", "phdim", "L0_local", "L1_local", "L0_global", "L1_global"]
 
 

@@ -32,7 +32,7 @@ CHOICES: dict[str, tuple] = {
     "aggregate.analysis": (None, "e1", "e2", "e3", "e4", "e5", "e7", "naitzat"),
 }
 # List-valued keys whose every item is one of a fixed set.
-LIST_CHOICES: dict[str, tuple] = {"topology.intrinsic": ("twonn", "mle")}
+LIST_CHOICES: dict[str, tuple] = {"topology.intrinsic": ("twonn", "mle", "gride")}
 
 
 def allowed(key: str) -> tuple:

@@ -21,6 +21,7 @@ from reptopo.analysis import figures
 from reptopo.analysis.tables import (CURVE_COLUMNS, RunTables, aggregate_report, betti_arrays, combine_runs,
                                      legend_column)
 from reptopo.paper.analyses import analyze
+from reptopo.runtime.choices import allowed
 from reptopo.runtime.cli import run_stage
 from reptopo.runtime.config import abspath, config_dir
 from reptopo.runtime.errors import ReptopoError
@@ -117,7 +118,7 @@ def aggregate_figures(combined) -> dict:
                                                    "PHdim vs depth", group=group),
         "lifespans_vs_depth.png": figures.lifespans_panel(summary, "Lifespans sums vs depth (MinMax-scaled)", group=group),
     }
-    intrinsic = [c for c in ("twonn", "mle") if c in summary]
+    intrinsic = [c for c in allowed("topology.intrinsic") if c in summary]
     if intrinsic:
         long = summary.melt(id_vars=[group, "depth"], value_vars=intrinsic, var_name="estimator")
         long["curve"] = long[group].astype(str) + " / " + long["estimator"]
