@@ -72,6 +72,11 @@ def test_mlflow_store_holds_tracked_runs(pipeline_repo):
         assert "figures/betti_curves.png" in arts
     stages = {r.data.tags["stage"] for r in client.search_runs([exp.experiment_id])}
     assert stages == {"train", "activations", "homology", "aggregate"}
+    # MLflow 3 opens the experiment in its model-training view, not the GenAI one.
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    # The cross-run aggregate is named after the experiment, not after one of its runs.
+    (agg,) = client.search_runs([exp.experiment_id], "tags.stage = 'aggregate'")
+    assert agg.info.run_name == "tiny/aggregate" and agg.data.tags["model"] == "(all)"
 
 
 def test_second_repro_does_nothing(pipeline_repo):
@@ -164,3 +169,14 @@ def test_dvc_remote_push_and_pull_restore_outputs(pipeline_repo, tmp_path):
     assert ckpt.read_bytes() == original
     status = _sh([dvc, "status", DEFAULT_PIPELINE, "--with-deps"], repo, env)
     assert "changed" not in status.stdout and "deleted" not in status.stdout
+
+
+def test_an_experiment_made_before_the_kind_tag_gets_it(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from reptopo.runtime.tracking import get_or_create_experiment
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    old = client.create_experiment("made-by-an-older-reptopo")
+    assert get_or_create_experiment(client, "made-by-an-older-reptopo", None) == old
+    assert client.get_experiment(old).tags["mlflow.experimentKind"] == "custom_model_development"

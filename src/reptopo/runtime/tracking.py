@@ -127,16 +127,28 @@ class NullRunLogger(RunLogger):
     def log_dict(self, *a, **k) -> None: ...
 
 
+# MLflow 3 opens an experiment without this tag in its GenAI view (traces, token usage, cost),
+# where the runs and their PHdim charts hide behind "Model training".
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+# Stages whose one run covers many (model, data) runs: named after the experiment, not a run.
+CROSS_RUN_STAGES = ("aggregate",)
+
+
 def get_or_create_experiment(client, name: str, artifact_root: str | None) -> str:
-    """Experiment id for ``name``, creating it (with an explicit artifact location) if needed."""
+    """Experiment id for ``name``, creating it (with an explicit artifact location and
+    ``EXPERIMENT_TAGS``) if needed; an existing experiment without the tags gets them."""
     exp = _retry(client.get_experiment_by_name, name)
     if exp is not None:
+        for key, value in EXPERIMENT_TAGS.items():
+            if exp.tags.get(key) is None:
+                _retry(client.set_experiment_tag, exp.experiment_id, key, value)
         return exp.experiment_id
     location = None
     if artifact_root:
         location = (Path(artifact_root).expanduser().resolve()).as_uri()
     try:
-        return _retry(client.create_experiment, name, artifact_location=location)
+        return _retry(client.create_experiment, name, artifact_location=location, tags=EXPERIMENT_TAGS)
     except Exception as exc:  # another process created it first
         exp = client.get_experiment_by_name(name)
         if exp is None:
@@ -204,7 +216,8 @@ def find_finished_run(cfg: DictConfig, stage: str, fp: str) -> str | None:
 
 @contextlib.contextmanager
 def start_run(cfg: DictConfig, stage: str, extra_tags: dict[str, str] | None = None) -> Iterator[RunLogger]:
-    """Open an MLflow run for ``stage`` of ``cfg.run_name``; marks it FAILED if the body raises.
+    """Open an MLflow run for ``stage`` of ``cfg.run_name`` (``<run_name>/<stage>``; the aggregate
+    run: ``<experiment_name>/aggregate``); marks it FAILED if the body raises.
 
     The resolved config is logged as flattened params and as ``config.yaml``.
     """
@@ -213,7 +226,10 @@ def start_run(cfg: DictConfig, stage: str, extra_tags: dict[str, str] | None = N
         return
     client, exp_id = open_client(cfg)
     tags = run_tags(cfg, stage) | (extra_tags or {})
-    run = _retry(client.create_run, exp_id, run_name=f"{cfg.run_name}/{stage}", tags=tags)
+    name = cfg.experiment_name if stage in CROSS_RUN_STAGES else cfg.run_name
+    if stage in CROSS_RUN_STAGES:  # not one (model, data) run's: model/dataset tags would mislead
+        tags.update(run_name=name, model="(all)", dataset="(all)")
+    run = _retry(client.create_run, exp_id, run_name=f"{name}/{stage}", tags=tags)
     logger = RunLogger(client, run.info.run_id)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     logger.log_params(resolved)
