@@ -178,7 +178,7 @@ def _range_cases():
         return out
 
     types = kinds(ConfigSchema)
-    stages = ["train", "activations", "homology", "aggregate", "pipeline", "experiment", "reproduction"]
+    stages = ["train", "activations", "homology", "aggregate", "compare", "pipeline", "experiment", "reproduction"]
     cases = []
     for i, (key, rule) in enumerate(sorted(ranged_keys().items())):
         for value in _bad_values(rule, types[key]):
@@ -243,6 +243,8 @@ CROSS_CASES = [
     ("vgg-small-input", ["model=vgg_small", "model.small_input=true"],
      "config key model.small_input: true, but model.family='timm_vgg' has no stem to adapt (only timm models read "
      "it; expected false)"),
+    ("compare-k-above-the-sample", ["compare.k=200"],
+     "config key compare.k: 200 neighbours, but the sample has sample.size=200 points (expected < 200)"),
     ("target-class-not-a-class", ["aggregate.target_class=12"],
      "config key aggregate.target_class: 12 is not a class of data 'digits' (expected 0..9)"),
     ("class-betti-above-h1", ["topology.class_betti.enabled=true", "topology.maxdim=2"],

@@ -26,5 +26,5 @@ def test_unknown_or_missing_stage_is_one_error_line():
     res = _run("trian", "model=vgg_small")
     assert res.returncode == 2
     assert res.stderr.strip() == ("reptopo: error: unknown stage 'trian'; expected one of "
-                                  "train, activations, homology, aggregate, reproduction, pipeline, experiment")
+                                  "train, activations, homology, aggregate, compare, reproduction, pipeline, experiment")
     assert _run().returncode == 2

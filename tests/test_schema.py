@@ -105,7 +105,7 @@ def test_every_registered_choice_is_implemented(tmp_path):
 
 # ---------------------------------------------------------------- each value has one home
 
-GROUPS = ("model", "data", "train", "probe", "sample", "attack", "topology", "tracking")
+GROUPS = ("model", "data", "train", "probe", "sample", "attack", "topology", "tracking", "compare")
 
 
 def _flat(d, prefix=""):

@@ -5,6 +5,7 @@ Stages (src/reptopo/stages/<stage>.py):
   activations   run the fixed seeded sample through it and dump the probed layers
   homology      per layer: PHdim, lifespans sums, diagrams, Betti curves, TwoNN/MLE
   aggregate     tables and figures across runs (and a paper experiment's finding checks)
+  compare       two runs of the same sample, layer by layer: CKA, RTD, k-NN overlap, diagram distances
   reproduction  reports/<scale>/REPRODUCTION.md from the finished paper experiments
   pipeline      train -> activations -> homology for one run (the unit of sweeps: -m)
   experiment    a paper experiment: its Hydra multiruns, then its aggregate

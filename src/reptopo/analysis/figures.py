@@ -167,3 +167,31 @@ def class_betti_figure(cb: pd.DataFrame, title: str):
 def save(fig, path) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def heatmap_figure(matrix: pd.DataFrame, title: str, label: str):
+    """A layer x layer matrix (rows: run A's layers, columns: run B's) as a heatmap."""
+    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * matrix.shape[1], 1.0 + 0.4 * matrix.shape[0]),
+                           constrained_layout=True)
+    im = ax.imshow(matrix.to_numpy(), cmap="viridis", aspect="auto")
+    ax.set_xticks(range(matrix.shape[1]), [str(c) for c in matrix.columns], rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(matrix.shape[0]), [str(r) for r in matrix.index], fontsize=7)
+    ax.set_xlabel("run B layer")
+    ax.set_ylabel("run A layer")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label=label)
+    return fig
+
+
+def diagonal_profile_figure(diagonal: pd.DataFrame, measures: Sequence[str], title: str):
+    """Each measure at the same relative depth, against run A's depth."""
+    fig, ax = plt.subplots(figsize=(6, 4.2), constrained_layout=True)
+    for m in measures:
+        ax.plot(diagonal["depth_a"], diagonal[m], "o-", lw=2, ms=4, label=m)
+    ax.set_xlabel("relative depth of run A's layer (run B: the layer at the nearest depth)")
+    ax.set_ylabel("value")
+    ax.set_title(title)
+    ax.set_xlim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig

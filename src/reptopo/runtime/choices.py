@@ -30,9 +30,13 @@ CHOICES: dict[str, tuple] = {
     "topology.lifespans.class_subsample": ("first", "random"),
     # The paper experiments' finding checks (reptopo.paper.analyses.ANALYSES); null: none.
     "aggregate.analysis": (None, "e1", "e2", "e3", "e4", "e5", "e7", "naitzat"),
+    "compare.diagram_metric": ("wasserstein", "bottleneck"),
 }
 # List-valued keys whose every item is one of a fixed set.
-LIST_CHOICES: dict[str, tuple] = {"topology.intrinsic": ("twonn", "mle", "gride")}
+LIST_CHOICES: dict[str, tuple] = {
+    "topology.intrinsic": ("twonn", "mle", "gride"),
+    "compare.measures": ("cka", "cka_debiased", "overlap", "rtd", "diagrams"),
+}
 
 
 def allowed(key: str) -> tuple:

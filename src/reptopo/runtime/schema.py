@@ -59,6 +59,7 @@ class PathsSchema:
     homology_dir: str = MISSING
     metrics_dir: str = MISSING
     reports_dir: str = MISSING
+    compare_dir: str = MISSING
 
 
 @dataclass
@@ -219,6 +220,18 @@ class AggregateSchema:
 
 
 @dataclass
+class CompareSchema:
+    """Two runs compared layer by layer (the compare stage)."""
+    run_a: Optional[str] = MISSING
+    run_b: Optional[str] = MISSING
+    measures: List[str] = MISSING
+    k: int = ranged(">= 1")  # neighbours per point for the overlap (also < the sample size)
+    rtd_batches: int = ranged(">= 1")
+    rtd_batch_size: int = ranged(">= 4")
+    diagram_metric: str = MISSING
+
+
+@dataclass
 class ConfigSchema:
     experiment_name: str = MISSING
     title: Optional[str] = MISSING
@@ -238,6 +251,7 @@ class ConfigSchema:
     topology: TopologySchema = field(default_factory=TopologySchema)
     tracking: TrackingSchema = field(default_factory=TrackingSchema)
     aggregate: AggregateSchema = field(default_factory=AggregateSchema)
+    compare: CompareSchema = field(default_factory=CompareSchema)
 
 
 # conf/config.yaml lists this config node first: every schema key, untyped, with its default.
@@ -318,6 +332,9 @@ def _check_cross_keys(cfg: DictConfig) -> None:
             if value not in (None, 0.0):
                 raise ReptopoError(f"config key attack.{key}: {value!r}, but attack.method is null (attack=none), "
                                    "so nothing is attacked; choose attack=fgsm_targeted or drop it")
+    if cfg.compare.k >= cfg.sample.size:
+        raise ReptopoError(f"config key compare.k: {cfg.compare.k} neighbours, but the sample has "
+                           f"sample.size={cfg.sample.size} points (expected < {cfg.sample.size})")
     probe = cfg.probe
     if probe.strategy == "names" and not probe.layers:
         raise ReptopoError(f"config key probe.layers: {OmegaConf.to_container(probe)['layers']!r}, but "

@@ -215,9 +215,11 @@ def find_finished_run(cfg: DictConfig, stage: str, fp: str) -> str | None:
 
 
 @contextlib.contextmanager
-def start_run(cfg: DictConfig, stage: str, extra_tags: dict[str, str] | None = None) -> Iterator[RunLogger]:
+def start_run(cfg: DictConfig, stage: str, extra_tags: dict[str, str] | None = None,
+              name: str | None = None) -> Iterator[RunLogger]:
     """Open an MLflow run for ``stage`` of ``cfg.run_name`` (``<run_name>/<stage>``; the aggregate
-    run: ``<experiment_name>/aggregate``); marks it FAILED if the body raises.
+    run: ``<experiment_name>/aggregate``; ``name`` for a run over several runs, such as a
+    comparison); marks it FAILED if the body raises.
 
     The resolved config is logged as flattened params and as ``config.yaml``.
     """
@@ -226,9 +228,10 @@ def start_run(cfg: DictConfig, stage: str, extra_tags: dict[str, str] | None = N
         return
     client, exp_id = open_client(cfg)
     tags = run_tags(cfg, stage) | (extra_tags or {})
-    name = cfg.experiment_name if stage in CROSS_RUN_STAGES else cfg.run_name
-    if stage in CROSS_RUN_STAGES:  # not one (model, data) run's: model/dataset tags would mislead
+    if stage in CROSS_RUN_STAGES or name is not None:  # not one (model, data) run's: its tags would mislead
+        name = name or cfg.experiment_name
         tags.update(run_name=name, model="(all)", dataset="(all)")
+    name = name or cfg.run_name
     run = _retry(client.create_run, exp_id, run_name=f"{name}/{stage}", tags=tags)
     logger = RunLogger(client, run.info.run_id)
     resolved = OmegaConf.to_container(cfg, resolve=True)

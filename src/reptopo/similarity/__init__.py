@@ -15,7 +15,8 @@ configuration, I/O or tracking inside; bad input raises ``ValueError`` naming th
 
 from .cka import cka_matrix, linear_cka
 from .diagrams import diagram_distance, diagram_distance_matrix
-from .neighbours import neighbour_overlap
+from .neighbours import neighbour_overlap, neighbour_overlap_matrix
 from .rtd import rtd
 
-__all__ = ["linear_cka", "cka_matrix", "rtd", "neighbour_overlap", "diagram_distance", "diagram_distance_matrix"]
+__all__ = ["linear_cka", "cka_matrix", "rtd", "neighbour_overlap", "neighbour_overlap_matrix",
+           "diagram_distance", "diagram_distance_matrix"]

@@ -12,7 +12,7 @@ from reptopo.topology.distances import pairwise_distances
 
 from ._checks import MIN_POINTS, paired
 
-__all__ = ["neighbour_overlap"]
+__all__ = ["neighbour_overlap", "neighbour_overlap_matrix"]
 
 # Rows per block when neighbours are sorted (a block x n temporary).
 _ROWS = 1024
@@ -65,10 +65,15 @@ def neighbour_overlap(X: Any, Y: Any = None, *, k: int = 10, labels: Any = None)
     if k >= n:
         raise ValueError(f"k={k} must be smaller than the number of points ({n})")
     nx = _knn(X, k)
-    rows = np.arange(n)[:, None]
     if labels is not None:
         return float(np.mean(labels[nx] == labels[:, None]))
-    ny = _knn(Y, k)
+    return _overlap(nx, _knn(Y, k))
+
+
+def _overlap(nx: np.ndarray, ny: np.ndarray) -> float:
+    """Mean fraction of shared entries between the rows of two (n, k) neighbour-index arrays."""
+    n, k = nx.shape
+    rows = np.arange(n)[:, None]
     shared = 0
     for start in range(0, n, _ROWS):  # membership of Y's neighbours, one block of rows at a time
         block = slice(start, min(start + _ROWS, n))
@@ -76,3 +81,29 @@ def neighbour_overlap(X: Any, Y: Any = None, *, k: int = 10, labels: Any = None)
         member[rows[block] - start, ny[block]] = True
         shared += int(member[rows[block] - start, nx[block]].sum())
     return shared / (n * k)
+
+
+def neighbour_overlap_matrix(layers_a, layers_b=None, *, k: int = 10) -> np.ndarray:
+    """:func:`neighbour_overlap` between every layer of one run and every layer of another.
+
+    Parameters
+    ----------
+    layers_a, layers_b : sequences of array-like, each (n, p_i); ``layers_b`` defaults to ``layers_a``
+    k : int, 1 <= k < n
+
+    Returns
+    -------
+    np.ndarray, float64, shape (len(layers_a), len(layers_b)); each layer's neighbours are found once.
+    """
+    same = layers_b is None
+    layers_b = layers_a if same else layers_b
+    if not len(layers_a) or not len(layers_b):
+        raise ValueError("neighbour_overlap_matrix needs at least one layer on each side")
+    first = as_points(layers_a[0], min_points=MIN_POINTS)
+    n = first.shape[0]
+    k = check_int(k, "k", 1)
+    if k >= n:
+        raise ValueError(f"k={k} must be smaller than the number of points ({n})")
+    knn_a = [_knn(paired(A, first)[0], k) for A in layers_a]
+    knn_b = knn_a if same else [_knn(paired(B, first)[0], k) for B in layers_b]
+    return np.array([[_overlap(a, b) for b in knn_b] for a in knn_a])

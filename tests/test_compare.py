@@ -1,0 +1,105 @@
+"""The compare stage on real runs: known answers on transformed copies, one-line refusals."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import ortho_group
+
+from conftest import TINY, assert_png, compose_cfg, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def _copy_run(root, base, name, transform=None, permute=False):
+    """A second 'run' of the same sample: run ``base``'s activations, each layer transformed."""
+    src, dst = root / "data/activations" / base, root / "data/activations" / name
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst)
+    meta = json.loads((dst / "meta.json").read_text())
+    for layer in meta["layers"]:
+        if transform is not None:
+            X = np.load(dst / layer["file"]).astype(np.float64)
+            np.save(dst / layer["file"], transform(X).astype(np.float32))
+    if permute:
+        idx = np.load(dst / "indices.npy")
+        np.save(dst / "indices.npy", idx[::-1].copy())
+    return name
+
+
+def _rotated(X):
+    """An orthogonal map, isotropic scaling and a translation: CKA 1, same neighbours, RTD 0."""
+    Q = ortho_group.rvs(X.shape[1], random_state=0) if X.shape[1] > 1 else np.ones((1, 1))
+    return 2.5 * X @ Q + 3.0
+
+
+def test_compare_with_a_rotated_copy_gives_the_known_answers(trained_digits):
+    from mlflow.tracking import MlflowClient
+
+    from reptopo.stages import compare
+
+    root, cfg, _, _ = trained_digits
+    other = _copy_run(root, cfg.run_name, "rotated-copy", _rotated)
+    ccfg = compose_cfg(root, [*TINY, f"compare.run_a={cfg.run_name}", f"compare.run_b={other}",
+                              "compare.measures=[cka,cka_debiased,overlap,rtd]", "compare.rtd_batch_size=100",
+                              "compare.rtd_batches=1"])
+    diagonal = compare.run(ccfg)
+    out = root / "data/compare" / f"{cfg.run_name}--{other}"
+    n_layers = len(diagonal)
+    assert n_layers >= 2 and list(diagonal["layer_a"]) == list(diagonal["layer_b"])
+    np.testing.assert_allclose(diagonal["cka"], 1.0, atol=1e-5)  # float32 files
+    np.testing.assert_allclose(diagonal["cka_debiased"], 1.0, atol=1e-5)
+    np.testing.assert_allclose(diagonal["overlap"], 1.0)
+    np.testing.assert_allclose(diagonal["rtd"], 0.0, atol=1e-4)
+    cka = pd.read_csv(out / "cka.csv", index_col="layer_a")
+    assert cka.shape == (n_layers, n_layers) and np.all(cka.to_numpy() <= 1 + 1e-9)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cka_best_depth_gap"] == 0.0 and summary["mean_diagonal_cka"] == pytest.approx(1.0, abs=1e-5)
+    for png in ("cka.png", "cka_debiased.png", "overlap.png", "diagonal.png"):
+        assert_png(out / "figures" / png)
+    # MLflow: one run named after the pair, with the summary scalars and the heatmaps.
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(ccfg.tracking.experiment)
+    (run,) = client.search_runs([exp.experiment_id], "tags.stage = 'compare'")
+    assert run.info.run_name == f"{cfg.run_name}--{other}/compare"
+    assert run.data.metrics["mean_diagonal_cka"] == pytest.approx(1.0, abs=1e-5)
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "figures")} >= {"figures/cka.png"}
+
+
+def test_compare_a_run_with_itself_has_zero_diagram_distances_on_the_diagonal(trained_digits):
+    from reptopo.stages import compare, homology
+
+    root, cfg, _, _ = trained_digits
+    homology.run(compose_cfg(root, [*TINY, "tracking=none"]))
+    ccfg = compose_cfg(root, [*TINY, "tracking=none", f"compare.run_a={cfg.run_name}", f"compare.run_b={cfg.run_name}",
+                              "compare.measures=[cka,diagrams]"])
+    diagonal = compare.run(ccfg)
+    out = root / "data/compare" / f"{cfg.run_name}--{cfg.run_name}"
+    for dim in (0, 1):
+        M = pd.read_csv(out / f"diagram_h{dim}.csv", index_col="layer_a").to_numpy()
+        assert np.all(np.diagonal(M) == 0) and np.allclose(M, M.T)
+    assert np.any(pd.read_csv(out / "diagram_h0.csv", index_col="layer_a").to_numpy() > 0)
+    np.testing.assert_allclose(diagonal["diagram_h0"], 0.0)
+
+
+def test_runs_of_different_samples_are_refused_in_one_line(trained_digits):
+    root, cfg, _, _ = trained_digits
+    other = _copy_run(root, cfg.run_name, "reordered-sample", permute=True)
+    res = run_cli("compare", *TINY, f"paths.root={root}", "tracking=none", f"compare.run_a={cfg.run_name}",
+                  f"compare.run_b={other}", cwd=root)
+    assert res.returncode == 2, res.stderr[-2000:]
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"reptopo compare: error: compare.run_a '{cfg.run_name}' and compare.run_b "
+                           f"'{other}' probed different samples (indices.npy differ in "), line
+    assert not (root / "data/compare" / f"{cfg.run_name}--{other}").exists()
+
+
+def test_compare_without_run_names_is_one_line(trained_digits):
+    root, _, _, _ = trained_digits
+    res = run_cli("compare", *TINY, f"paths.root={root}", "tracking=none", cwd=root)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines()[-1].startswith(
+        "reptopo compare: error: config key compare.run_a: null; the compare stage needs two run names")
