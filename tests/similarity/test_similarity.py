@@ -270,3 +270,17 @@ def test_gride_matches_scikit_dimension_and_the_dimension():
 def test_bad_input_raises_one_clear_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_neighbours_under_ties_are_the_smallest_indices():
+    # A grid with duplicates: many k-th distances tie; the sets must be those of a stable sort.
+    from reptopo.similarity.neighbours import _knn
+    from reptopo.topology.distances import pairwise_distances
+
+    g = np.arange(6.0)
+    X = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    X = np.vstack([X, X[:7]])
+    D = pairwise_distances(X)
+    np.fill_diagonal(D, np.inf)
+    for k in (1, 4, 5, 9):
+        np.testing.assert_array_equal(_knn(X, k), np.argsort(D, axis=1, kind="stable")[:, :k])

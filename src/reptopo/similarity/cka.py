@@ -11,23 +11,51 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._checks import MIN_POINTS, paired
+from ._checks import paired
 
 __all__ = ["linear_cka", "cka_matrix"]
 
 
-def _hsic_unbiased(K: np.ndarray, L: np.ndarray) -> float:
-    """The unbiased HSIC estimator of Song et al. (2012), up to the constant 1 / (n (n - 3)).
+class _Centred:
+    """One representation, centred, with what every HSIC term needs: the squared row norms and,
+    made on demand for wide layers (p > n), the Gram matrix."""
 
-    ``[tr(K~ L~) + (1' K~ 1)(1' L~ 1) / ((n - 1)(n - 2)) - 2 / (n - 2) 1' K~ L~ 1]``, with K~ and L~
-    the Gram matrices with their diagonals set to 0.
+    def __init__(self, X: np.ndarray, name: str):
+        self.Xc = X - X.mean(axis=0)
+        if not np.any(self.Xc):
+            raise ValueError(f"{name} has zero variance (all its points are identical): CKA is undefined")
+        self.sq = np.einsum("ij,ij->i", self.Xc, self.Xc)
+        self._gram = None
+
+    def gram(self) -> np.ndarray:
+        if self._gram is None:
+            self._gram = self.Xc @ self.Xc.T
+        return self._gram
+
+
+def _hsic(a: _Centred, b: _Centred, debiased: bool) -> float:
+    """HSIC of the linear kernels of two centred representations, up to a constant factor.
+
+    ``<K, L>_F = ||Xc' Yc||_F^2``, in feature space (n p q) unless both layers are wide, then
+    from the Gram matrices (n^2 per pair). ``debiased``: Song et al.'s unbiased estimator,
+    ``tr(K~ L~) + (1'K~1)(1'L~1) / ((n-1)(n-2)) - 2 / (n-2) 1'K~L~1`` with zero-diagonal K~, L~;
+    for centred X, ``K~ 1 = -sq_x``, so every term is a function of ``<K, L>`` and the norms.
     """
-    n = K.shape[0]
-    Kt, Lt = K.copy(), L.copy()
-    np.fill_diagonal(Kt, 0.0)
-    np.fill_diagonal(Lt, 0.0)
-    k1, l1 = Kt.sum(axis=1), Lt.sum(axis=1)
-    return float(np.vdot(Kt, Lt) + k1.sum() * l1.sum() / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * k1 @ l1)
+    n = a.Xc.shape[0]
+    if a.Xc.shape[1] * b.Xc.shape[1] <= n * n:
+        kl = float(np.sum((a.Xc.T @ b.Xc) ** 2))
+    else:
+        kl = float(np.vdot(a.gram(), b.gram()))
+    if not debiased:
+        return kl
+    ss = float(a.sq @ b.sq)
+    return kl - ss + a.sq.sum() * b.sq.sum() / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * ss
+
+
+def _cka(a: _Centred, b: _Centred, debiased: bool, self_a: float, self_b: float) -> float:
+    if self_a <= 0 or self_b <= 0:
+        raise ValueError("the debiased HSIC of a representation with itself is <= 0 (too few distinct points)")
+    return _hsic(a, b, debiased) / np.sqrt(self_a * self_b)
 
 
 def linear_cka(X: Any, Y: Any, debiased: bool = False) -> float:
@@ -50,44 +78,8 @@ def linear_cka(X: Any, Y: Any, debiased: bool = False) -> float:
         In [0, 1] (debiased: about [-1, 1]), dimensionless.
     """
     X, Y = paired(X, Y)
-    Xc, Yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
-    for name, A in (("X", Xc), ("Y", Yc)):
-        if not np.any(A):
-            raise ValueError(f"{name} has zero variance (all its points are identical): CKA is undefined")
-    if debiased:
-        K, L = Xc @ Xc.T, Yc @ Yc.T
-        kl, kk, ll = _hsic_unbiased(K, L), _hsic_unbiased(K, K), _hsic_unbiased(L, L)
-        if kk <= 0 or ll <= 0:
-            raise ValueError("the debiased HSIC of X or Y with itself is <= 0 (too few distinct points)")
-        return kl / np.sqrt(kk * ll)
-    n, p, q = X.shape[0], X.shape[1], Y.shape[1]
-    if p * q <= n * n:  # feature space: ||Xc' Yc||_F^2 = tr(Kc Lc), without the n x n Grams
-        xy = np.sum((Xc.T @ Yc) ** 2)
-        return float(xy / (np.linalg.norm(Xc.T @ Xc) * np.linalg.norm(Yc.T @ Yc)))
-    K, L = Xc @ Xc.T, Yc @ Yc.T
-    return float(np.vdot(K, L) / (np.linalg.norm(K) * np.linalg.norm(L)))
-
-
-def _unit_centred_gram(X: np.ndarray, debiased: bool) -> np.ndarray:
-    """The centred linear Gram matrix of ``X``, flattened and scaled to unit Frobenius norm.
-
-    ``debiased``: the unbiased centring (zero diagonal; Kornblith et al.'s ``center_gram`` with
-    ``unbiased=True``), whose inner products are the unbiased HSIC up to a constant.
-    """
-    Xc = X - X.mean(axis=0)
-    K = Xc @ Xc.T
-    if debiased:
-        n = K.shape[0]
-        np.fill_diagonal(K, 0.0)
-        means = K.sum(axis=0) / (n - 2)
-        means -= means.sum() / (2 * (n - 1))
-        K -= means[:, None]
-        K -= means[None, :]
-        np.fill_diagonal(K, 0.0)
-    norm = np.linalg.norm(K)
-    if norm == 0:
-        raise ValueError("a layer has zero variance (all its points are identical): CKA is undefined")
-    return (K / norm).ravel()
+    a, b = _Centred(X, "X"), _Centred(Y, "Y")
+    return float(_cka(a, b, debiased, _hsic(a, a, debiased), _hsic(b, b, debiased)))
 
 
 def cka_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any] | None = None, debiased: bool = False) -> np.ndarray:
@@ -104,21 +96,24 @@ def cka_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any] | None = None, d
     Returns
     -------
     np.ndarray, float64, shape (len(layers_a), len(layers_b))
-        ``[i, j] = linear_cka(layers_a[i], layers_b[j], debiased)``. One centred Gram per layer,
-        each n x n float64 (72 MB at n = 3000), reused for every pair; a pair then costs one
-        inner product.
+        ``[i, j] = linear_cka(layers_a[i], layers_b[j], debiased)``. Each layer is centred once,
+        with its self-HSIC; a pair then costs one (p_i x q_j) cross-covariance (n p_i q_j flops;
+        Gram matrices only for layers wider than n).
     """
     same = layers_b is None
     layers_b = layers_a if same else layers_b
     if not len(layers_a) or not len(layers_b):
         raise ValueError("cka_matrix needs at least one layer on each side")
-    checked_a = [paired(A, layers_a[0])[0] for A in layers_a]
-    checked_b = checked_a if same else [paired(B, layers_a[0])[0] for B in layers_b]
-    if checked_a[0].shape[0] < MIN_POINTS:
-        raise ValueError(f"the layers have {checked_a[0].shape[0]} points; CKA needs at least {MIN_POINTS}")
-    Ga = np.stack([_unit_centred_gram(A, debiased) for A in checked_a])
-    Gb = Ga if same else np.stack([_unit_centred_gram(B, debiased) for B in checked_b])
-    out = Ga @ Gb.T
-    if same:
-        out = (out + out.T) / 2  # exactly symmetric
+    first = paired(layers_a[0], layers_a[0])[0]
+    ca = [_Centred(paired(A, first)[0], f"layers_a[{i}]") for i, A in enumerate(layers_a)]
+    cb = ca if same else [_Centred(paired(B, first)[0], f"layers_b[{j}]") for j, B in enumerate(layers_b)]
+    self_a = [_hsic(c, c, debiased) for c in ca]
+    self_b = self_a if same else [_hsic(c, c, debiased) for c in cb]
+    out = np.empty((len(ca), len(cb)))
+    for i, a in enumerate(ca):
+        for j, b in enumerate(cb):
+            if same and j < i:
+                out[i, j] = out[j, i]  # exactly symmetric
+            else:
+                out[i, j] = _cka(a, b, debiased, self_a[i], self_b[j])
     return out

@@ -25,7 +25,18 @@ def _knn(X: np.ndarray, k: int) -> np.ndarray:
     np.fill_diagonal(D, np.inf)
     out = np.empty((D.shape[0], k), dtype=np.intp)
     for start in range(0, D.shape[0], _ROWS):
-        out[start : start + _ROWS] = np.argsort(D[start : start + _ROWS], axis=1, kind="stable")[:, :k]
+        block = D[start : start + _ROWS]
+        rows = np.arange(block.shape[0])[:, None]
+        part = np.argpartition(block, k - 1, axis=1)[:, :k]  # the k smallest, in no order: O(n) a row
+        kth = block[rows, part].max(axis=1, keepdims=True)
+        # Where the k-th distance ties with a point left out, argpartition chose among the tied;
+        # those rows (rare: duplicates, grids) are sorted whole, so the smaller index wins.
+        tied = np.flatnonzero((block <= kth).sum(axis=1) > k)
+        order = np.lexsort((part, block[rows, part]))  # by distance, then index
+        part = part[rows, order]
+        if tied.size:
+            part[tied] = np.argsort(block[tied], axis=1, kind="stable")[:, :k]
+        out[start : start + _ROWS] = part
     return out
 
 
