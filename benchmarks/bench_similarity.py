@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import sys
 import time
 
 import numpy as np
+from _table import run_rows
 
 
 def _layers(n: int, n_layers: int = 10) -> list[np.ndarray]:
@@ -108,19 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="n = 1000")
     args = parser.parse_args(argv)
     n = 1000 if args.quick else 3000
-    print(f"# reptopo similarity benchmark (n={n}); {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, python {sys.version.split()[0]}")
-    header = f"{'task':<30} {'reference':<26} {'ref s':>9} {'ours s':>9} {'speedup':>8}"
-    print(header)
-    print("-" * len(header))
-    notes = []
-    for fn in (bench_cka, bench_rtd, bench_overlap):
-        r = fn(n)
-        print(f"{r['task']:<30} {r['ref_name']:<26} {r['t_ref']:>9.3f} {r['t_ours']:>9.3f} "
-              f"{r['t_ref'] / r['t_ours']:>7.1f}x", flush=True)
-        notes.append(f"  {r['task']}: {r['extra']}")
-    print("\n".join(notes))
-
+    run_rows(f"reptopo similarity benchmark (n={n})", (lambda fn=fn: fn(n) for fn in (bench_cka, bench_rtd, bench_overlap)),
+             task_width=30, ref_width=26)
 
 if __name__ == "__main__":
     main()

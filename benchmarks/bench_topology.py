@@ -34,14 +34,12 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
-import platform
 import resource
-import sys
 import time
 
 import numpy as np
 from _memory import reset_peak_rss, status_kib
+from _table import run_rows
 
 from reptopo.topology.reference import authors_phdim
 
@@ -234,20 +232,8 @@ def main(argv: list[str] | None = None) -> None:
     cases += [(lambda n, d, k=k: bench_exact_h0(k, n, d), exact_n, 256)
               for k in ("gaussian", "near-duplicates", "far clusters")]
 
-    print(f"# reptopo topology benchmark ({'quick' if args.quick else 'full'}); "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"python {sys.version.split()[0]}")
-    header = f"{'task':<40} {'reference':<22} {'ref s':>9} {'ours s':>9} {'speedup':>8}"
-    print(header)
-    print("-" * len(header))
-    notes = []
-    for fn, n, d in cases:
-        r = fn(n, d)
-        print(f"{r['task']:<40} {r['ref_name']:<22} {r['t_ref']:>9.3f} {r['t_ours']:>9.3f} "
-              f"{r['t_ref'] / r['t_ours']:>7.1f}x", flush=True)
-        notes.append(f"  {r['task']}: {r['extra']}")
-    print("\n".join(notes))
-
+    run_rows(f"reptopo topology benchmark ({'quick' if args.quick else 'full'})",
+             (lambda fn=fn, n=n, d=d: fn(n, d) for fn, n, d in cases), task_width=40)
 
 if __name__ == "__main__":
     main()

@@ -193,3 +193,22 @@ def require_dir(path: str | os.PathLike, what: str, hint: str) -> Path:
     if not path.is_dir():
         raise ReptopoError(f"{what} not found: {path} ({hint})")
     return path
+
+
+def load_layer(act_dir, layer: dict, n_expected: int) -> np.ndarray:
+    """One probed layer's activations ``act_dir/<layer["file"]>``, (n_expected, features), as stored;
+    a missing, truncated or mis-shaped file is one clear error."""
+    from reptopo.runtime.errors import ReptopoError
+
+    path = Path(act_dir) / layer["file"]
+    if not path.is_file():
+        raise ReptopoError(f"activation file missing: {path} (layer {layer['name']!r}); rerun the activations stage")
+    try:
+        X = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ReptopoError(f"activation file {path} (layer {layer['name']!r}) is truncated or corrupt: {exc}") from None
+    if X.ndim != 2 or X.shape[0] != n_expected:
+        raise ReptopoError(
+            f"activation file {path} (layer {layer['name']!r}) has shape {X.shape}; expected ({n_expected}, features)"
+        )
+    return X

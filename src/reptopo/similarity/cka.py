@@ -11,7 +11,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._checks import paired
+from reptopo.topology._validation import as_points
+
+from ._checks import MIN_POINTS, paired
 
 __all__ = ["linear_cka", "cka_matrix"]
 
@@ -104,7 +106,7 @@ def cka_matrix(layers_a: Sequence[Any], layers_b: Sequence[Any] | None = None, d
     layers_b = layers_a if same else layers_b
     if not len(layers_a) or not len(layers_b):
         raise ValueError("cka_matrix needs at least one layer on each side")
-    first = paired(layers_a[0], layers_a[0])[0]
+    first = as_points(layers_a[0], name="layers_a[0]", min_points=MIN_POINTS)
     ca = [_Centred(paired(A, first)[0], f"layers_a[{i}]") for i, A in enumerate(layers_a)]
     cb = ca if same else [_Centred(paired(B, first)[0], f"layers_b[{j}]") for j, B in enumerate(layers_b)]
     self_a = [_hsic(c, c, debiased) for c in ca]

@@ -23,11 +23,10 @@ from reptopo.analysis.compare import compare_runs
 from reptopo.runtime.cli import run_stage
 from reptopo.runtime.config import abspath, config_dir
 from reptopo.runtime.errors import ReptopoError
-from reptopo.runtime.io import atomic_dir, read_json, require_dir, write_json
+from reptopo.runtime.io import atomic_dir, load_layer, read_json, require_dir, write_json
 from reptopo.runtime.schema import validate_config
 from reptopo.runtime.threads import limit_threads
 from reptopo.runtime.tracking import start_run
-from reptopo.stages.homology import load_layer
 
 log = logging.getLogger("reptopo.compare")
 

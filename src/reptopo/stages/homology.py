@@ -28,29 +28,13 @@ from reptopo.analysis.tables import SERIES_COLUMNS, homology_tables, layer_metri
 from reptopo.runtime.cli import run_stage
 from reptopo.runtime.config import abspath, config_dir
 from reptopo.runtime.errors import ReptopoError
-from reptopo.runtime.io import atomic_dir, read_json, require_dir, write_json, write_json_atomic
+from reptopo.runtime.io import atomic_dir, load_layer, read_json, require_dir, write_json, write_json_atomic
 from reptopo.runtime.schema import validate_config
 from reptopo.runtime.stamps import write_stamp
 from reptopo.runtime.threads import limit_threads
 from reptopo.runtime.tracking import stage_run
 
 log = logging.getLogger("reptopo.homology")
-
-
-def load_layer(act_dir, layer: dict, n_expected: int) -> np.ndarray:
-    """Load one layer's activations, turning truncated/corrupt files into a clear error."""
-    path = act_dir / layer["file"]
-    if not path.is_file():
-        raise ReptopoError(f"activation file missing: {path} (layer {layer['name']!r}); rerun the activations stage")
-    try:
-        X = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ReptopoError(f"activation file {path} (layer {layer['name']!r}) is truncated or corrupt: {exc}") from None
-    if X.ndim != 2 or X.shape[0] != n_expected:
-        raise ReptopoError(
-            f"activation file {path} (layer {layer['name']!r}) has shape {X.shape}; expected ({n_expected}, features)"
-        )
-    return X
 
 
 def run(cfg: DictConfig, tracker=None) -> "object":

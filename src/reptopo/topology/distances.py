@@ -242,6 +242,8 @@ class _TorchOps:
 
     @staticmethod
     def gemm(X, kappa: float):
+        import torch
+
         Xc, sq = _centred(X)
         D = Xc @ Xc.T
         D.mul_(-2.0)
@@ -250,8 +252,6 @@ class _TorchOps:
         D.clamp_(min=0.0)
         D.sqrt_()
         D.fill_diagonal_(0.0)
-        import torch
-
         i, j = _flagged_by_blocks(D, sq, kappa, torch)
         return D, sq, (_components(D.shape[0], i, j), (i, j)) if i.size else None
 
