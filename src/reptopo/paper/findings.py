@@ -352,3 +352,56 @@ def check_naitzat(class_betti: pd.DataFrame, summary: pd.DataFrame, train: pd.Da
         verdict, "per dataset: depth from which all classes are simple; reproduced: ReLU <= tanh on every dataset and "
         "< on at least one; partly: < on at least one; not reproduced: never earlier", {})
     return [f_a, f_b]
+
+
+# ---------------------------------------------------------------- K1: depth correspondence (Kornblith et al.)
+
+# Written before any run was compared (and fixed, like the rules above). 0.15 relative depth is
+# 1.5 probe spacings at 10 probes, under half the ~0.33 mean gap of a uniformly random match.
+DEPTH_GAP_MAX = 0.15
+DEPTH_RANK_MIN = 0.7
+
+
+def best_match_depths(cka: np.ndarray, depths_a, depths_b) -> dict[str, dict[str, float]]:
+    """Per direction (``a_to_b``: for each layer of A the layer of B with the largest CKA, and
+    ``b_to_a``), the mean |relative depth gap| to the match (``gap``), the same gap for a match
+    drawn uniformly at random (``chance_gap``) and the Spearman correlation between a layer's depth
+    and its match's depth (``rank``). ``cka``: (len(A), len(B)); depths in [0, 1]."""
+    from scipy.stats import spearmanr
+
+    M = np.asarray(cka, dtype=float)
+    out = {}
+    for key, S, d_from, d_to in (("a_to_b", M, depths_a, depths_b), ("b_to_a", M.T, depths_b, depths_a)):
+        d_from, d_to = np.asarray(d_from, float), np.asarray(d_to, float)
+        match = d_to[np.argmax(S, axis=1)]
+        rank = spearmanr(d_from, match).statistic if np.ptp(match) > 0 and len(match) > 2 else float("nan")
+        out[key] = {"gap": float(np.mean(np.abs(match - d_from))),
+                    "chance_gap": float(np.mean(np.abs(d_to[None, :] - d_from[:, None]))),
+                    "rank": float(rank), "match_depths": [float(x) for x in match]}
+    return out
+
+
+def check_depth_correspondence(pairs: dict[str, tuple[np.ndarray, list, list]], experiment: str,
+                               fid: str = "K1") -> Finding:
+    """Kornblith et al. (2019): across architectures, the layer of B most similar by linear CKA to a
+    layer of A sits at a similar relative depth. ``pairs``: name -> (CKA matrix (len(A), len(B)),
+    depths of A, depths of B)."""
+    passed, parts, values = [], [], {}
+    for name, (cka, da, db) in pairs.items():
+        res = best_match_depths(cka, da, db)
+        values[name] = res
+        for key, r in res.items():
+            ok = bool(r["gap"] <= DEPTH_GAP_MAX and np.isfinite(r["rank"]) and r["rank"] >= DEPTH_RANK_MIN)
+            passed.append(ok)
+            parts.append(f"{name} {key.replace('_to_', '->')}: mean gap {r['gap']:.2f} (chance {r['chance_gap']:.2f}), "
+                         f"Spearman {r['rank']:.2f}")
+    return Finding(
+        fid, experiment, "Across architectures, the most CKA-similar layer of one network lies at a similar "
+        "relative depth of the other (Kornblith et al. 2019).",
+        "Kornblith et al. (ICML 2019): CKA finds corresponding layers at similar relative depth between CNNs "
+        "of different depths and between plain and residual nets",
+        "; ".join(parts) or "no pairs compared", _share_verdict(passed),
+        f"per compared pair and direction (A->B: each layer of A matched to B's layer of largest linear CKA, and "
+        f"B->A): mean |relative depth of the match - the layer's| <= {DEPTH_GAP_MAX} and Spearman correlation "
+        f"of the two depths >= {DEPTH_RANK_MIN}; all directions: reproduced, some: partly, none: not reproduced",
+        values)
