@@ -40,8 +40,8 @@ test-deps: ## Debian chromium + chromium-driver for the MLflow UI browser test (
 	  echo "note: the browser test needs 'sudo apt-get install chromium chromium-driver'" >&2; exit 0; fi; \
 	$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver
 
-repro: setup ## run the default pipeline end to end (dvc repro aggregate)
-	$(BIN)/dvc repro aggregate
+repro: setup ## run the default pipeline end to end (dvc repro aggregate compare)
+	$(BIN)/dvc repro aggregate compare
 	@echo "figures: reports/$$(awk '/^experiment:/{print $$2}' params.yaml)/figures  |  MLflow UI: make ui"
 
 paper: setup ## reproduce the paper: every experiment, then reports/<scale>/REPRODUCTION.md (dvc repro)

@@ -64,7 +64,8 @@ def trained_digits(tmp_path_factory):
 # ---------------------------------------------------------------- the real DVC pipeline
 
 PROJECT_FILES = ["conf", "src", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore", "pyproject.toml"]
-DEFAULT_PIPELINE = "aggregate"  # `dvc repro aggregate` runs train -> activations -> homology -> aggregate
+# `make repro` = `dvc repro aggregate compare`: train -> activations -> homology -> aggregate, and compare
+DEFAULT_PIPELINE = ["aggregate", "compare"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -112,6 +113,6 @@ def pipeline_repo(tmp_path_factory):
     _sh(["git", "commit", "-qm", "pipeline under test"], repo, env)
     dvc = str(Path(sys.executable).parent / "dvc")
     # The default pipeline (make repro); the paper stages have their own tests.
-    first = _sh([dvc, "repro", DEFAULT_PIPELINE], repo, env)
-    second = _sh([dvc, "repro", DEFAULT_PIPELINE], repo, env)
+    first = _sh([dvc, "repro", *DEFAULT_PIPELINE], repo, env)
+    second = _sh([dvc, "repro", *DEFAULT_PIPELINE], repo, env)
     return repo, env, dvc, first, second

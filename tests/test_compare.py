@@ -103,3 +103,50 @@ def test_compare_without_run_names_is_one_line(trained_digits):
     assert res.returncode == 2
     assert res.stderr.strip().splitlines()[-1].startswith(
         "reptopo compare: error: config key compare.run_a: null; the compare stage needs two run names")
+
+
+def _experiment_tables(root, runs_labels):
+    """The experiment's aggregate table (run -> label), as the compare stage reads it."""
+    tables = root / "reports/tiny/tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([{"run": r, "label": l, "layer_index": i} for r, l in runs_labels.items() for i in range(3)]) \
+        .to_csv(tables / "summary.csv", index=False)
+
+
+def test_an_experiments_pairs_are_compared_and_k1_checked(trained_digits):
+    from reptopo.stages import compare
+
+    root, cfg, _, _ = trained_digits
+    other = _copy_run(root, cfg.run_name, "rotated-for-pairs", _rotated)
+    _experiment_tables(root, {cfg.run_name: "original", other: "rotated"})
+    ccfg = compose_cfg(root, [*TINY, "tracking=none", "aggregate.analysis=e1", "+compare.pairs.same=[original,rotated]",
+                              "compare.measures=[cka,overlap]"])
+    table = compare.run(ccfg)
+    out = root / "reports/tiny/compare"
+    assert table[["pair", "run_a", "run_b", "label_a", "label_b"]].values.tolist() == \
+        [["same", cfg.run_name, other, "original", "rotated"]]
+    assert pd.read_csv(out / "pairs.csv")["mean_diagonal_cka"].tolist() == pytest.approx([1.0], abs=1e-5)
+    cka = pd.read_csv(out / "same" / "cka.csv", index_col="layer_a").to_numpy()
+    np.testing.assert_allclose(np.diagonal(cka), 1.0, atol=1e-5)
+    assert_png(out / "same" / "figures" / "cka.png")
+    (k1,) = json.loads((out / "findings.json").read_text())
+    # A rotated copy: every layer's most similar layer is itself (gap 0, rank order exact).
+    assert k1["id"] == "K1" and k1["verdict"] == "reproduced"
+    assert k1["values"]["same"]["a_to_b"]["gap"] == 0.0 and k1["values"]["same"]["b_to_a"]["rank"] == pytest.approx(1.0)
+    # An experiment without comparison findings (E3) writes an empty list.
+    compare.run(compose_cfg(root, [*TINY, "tracking=none", "aggregate.analysis=e3",
+                                   "+compare.pairs.same=[original,rotated]", "compare.measures=[cka]"]))
+    assert json.loads((out / "findings.json").read_text()) == []
+
+
+def test_an_unknown_pair_label_is_one_line_and_writes_nothing(trained_digits):
+    root, cfg, _, _ = trained_digits
+    _experiment_tables(root, {cfg.run_name: "original"})
+    shutil.rmtree(root / "reports/tiny/compare", ignore_errors=True)
+    res = run_cli("compare", *TINY, f"paths.root={root}", "tracking=none", "+compare.pairs.p=[original,missing]",
+                  cwd=root)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert res.stderr.strip().splitlines()[-1] == (
+        f"reptopo compare: error: config key compare.pairs.p: label 'missing' names no run of "
+        f"{root / 'reports/tiny/tables/summary.csv'}; expected exactly one, one of ['original']")
+    assert not (root / "reports/tiny/compare").exists()

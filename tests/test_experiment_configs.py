@@ -76,3 +76,30 @@ def test_make_sweep_keeps_its_runs_apart_from_the_dvc_pipeline(tmp_path):
         mine, theirs = str(sweep.paths[key]), str(default.paths[key])
         assert mine != theirs and not mine.startswith(theirs)
     assert str(sweep.paths.data_dir) == f"{tmp_path}/data/sweep"
+
+
+def _job_labels(tmp_path, exp: str, scale: str) -> list[str]:
+    """run_label of every job of the experiment's sweeps (comma lists expanded as Hydra's basic sweeper does)."""
+    import itertools
+
+    cfg = compose_cfg(tmp_path, [f"experiment={exp}_{scale}"])
+    labels = []
+    for overrides in cfg.sweeps.values():
+        choices = [[f"{o.split('=', 1)[0]}={v}" for v in o.split("=", 1)[1].split(",")] for o in overrides]
+        for job in itertools.product(*choices):
+            labels.append(str(compose_cfg(tmp_path, [f"experiment={exp}_{scale}", *job]).run_label))
+    return labels
+
+
+@pytest.mark.parametrize("scale", ["quick", "paper"])
+def test_compared_pairs_name_runs_of_their_experiment(tmp_path, scale):
+    # dvc.yaml's compare_experiment list is exactly the experiments with compare.pairs, and every
+    # label of a pair is one job's run label (the compare stage resolves pairs by label).
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    with_pairs = [e for e in EXPERIMENTS if compose_cfg(tmp_path, [f"experiment={e}_{scale}"]).compare.pairs]
+    assert dvc["stages"]["compare_experiment"]["matrix"]["name"] == with_pairs == ["e1", "e3", "e7"]
+    for exp in with_pairs:
+        labels = _job_labels(tmp_path, exp, scale)
+        pairs = compose_cfg(tmp_path, [f"experiment={exp}_{scale}"]).compare.pairs
+        for name, pair in pairs.items():
+            assert len(pair) == 2 and all(labels.count(l) == 1 for l in pair), (exp, name, list(pair), labels)

@@ -145,3 +145,36 @@ def test_naitzat_leaves_under_trained_nets_out_of_n1():
     assert n1.verdict == fnd.UNMEASURED
     n1, _ = fnd.check_naitzat(pd.concat([good, poor]), summary, train[train.run == "good"])
     assert n1.verdict == fnd.REPRODUCED
+
+
+def _cka_peaked(depths_a, depths_b, shift=0.0, width=0.1):
+    """A CKA-like matrix whose row maxima sit at B's layer nearest depth_a + shift."""
+    da, db = np.asarray(depths_a)[:, None], np.asarray(depths_b)[None, :]
+    return np.exp(-((db - np.clip(da + shift, 0, 1)) ** 2) / width**2)
+
+
+def test_depth_correspondence_known_answers():
+    d10 = [(i + 1) / 10 for i in range(10)]
+    d6 = [(i + 1) / 6 for i in range(6)]
+    # Layers matched at the same relative depth (different depths: 10 vs 6 probes): reproduced.
+    f = fnd.check_depth_correspondence({"ab": (_cka_peaked(d10, d6), d10, d6)}, "e1")
+    assert f.verdict == fnd.REPRODUCED and f.id == "K1"
+    a_to_b = f.values["ab"]["a_to_b"]
+    # Independent count: each of A's depths to the nearest of B's sixths.
+    want = np.mean([min(abs(x - y) for y in d6) for x in d10])
+    assert a_to_b["gap"] == pytest.approx(want) and a_to_b["rank"] == pytest.approx(1.0, abs=0.05)
+    # The chance gap of 10 evenly spaced depths matched at random: E|U - V| over the grid = 0.33.
+    assert fnd.check_depth_correspondence({"aa": (np.eye(10), d10, d10)}, "e1").values["aa"]["a_to_b"]["chance_gap"] \
+        == pytest.approx(0.33)
+    # Everything most similar to B's last layer: gap 0.45, no rank order -> not reproduced.
+    flat = np.tile(np.linspace(0.1, 1.0, 10), (10, 1))
+    g = fnd.check_depth_correspondence({"flat": (flat, d10, d10)}, "e1")
+    assert g.verdict == fnd.NOT and g.values["flat"]["a_to_b"]["gap"] == pytest.approx(0.45)
+    # A match shifted by 0.2 relative depth: ordered but too far (gap > 0.15) in both directions.
+    h = fnd.check_depth_correspondence({"shift": (_cka_peaked(d10, d10, 0.2, 0.05), d10, d10)}, "e1")
+    assert h.verdict == fnd.NOT and h.values["shift"]["a_to_b"]["rank"] > 0.9
+    # One pair matched, one reversed: partly.
+    rev = np.eye(10)[::-1]
+    k = fnd.check_depth_correspondence({"ok": (np.eye(10), d10, d10), "rev": (rev, d10, d10)}, "e1")
+    assert k.verdict == fnd.PARTLY and k.values["rev"]["b_to_a"]["rank"] == pytest.approx(-1.0)
+    assert fnd.check_depth_correspondence({}, "e1").verdict == fnd.UNMEASURED

@@ -500,3 +500,18 @@ def test_per_run_stages_write_their_outs_for_every_model_file(name, tmp_path):
         out = interpolate(dvc["outs"][0], ctx)
         cfg = validate_config(compose_cfg(tmp_path, overrides))
         assert Path(cfg.paths[key]) == tmp_path / out, f"{model}: writes {cfg.paths[key]}, dvc expects {out}"
+
+
+def test_the_compare_stage_writes_the_out_dvc_expects(tmp_path):
+    """The default pipeline's compare: the folder composed from its command is its dvc.yaml out."""
+    import shlex
+
+    from conftest import compose_cfg
+    from reptopo.runtime.schema import validate_config
+
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["compare"]
+    ctx = {"experiment": "default", "compare_pair": {"a": "vgg_small", "b": "resnet_small"},
+           "item": {"data": "fashion_mnist"}}
+    cfg = validate_config(compose_cfg(tmp_path, shlex.split(interpolate(dvc["cmd"], ctx))[4:]))
+    assert Path(cfg.paths.compare_dir) == tmp_path / interpolate(dvc["outs"][0], ctx)
+    assert cfg.compare.run_a == "vgg_small-fashion_mnist" and cfg.compare.run_b == "resnet_small-fashion_mnist"

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from conftest import CONF, FMNIST_ROOT, assert_png, compose_cfg, run_cli
+from conftest import CONF, FMNIST_ROOT, REPO, assert_png, compose_cfg, run_cli
 from reptopo.runtime.config import paper_experiments
 from reptopo.topology import knn_betti_numbers
 
@@ -18,6 +19,7 @@ EXPERIMENTS = list(paper_experiments(CONF))
 TINY = ["data.train_size=256", "data.val_size=64", "data.test_size=150",
         "sample.size=120", "topology.phdim.n_start=50", "topology.phdim.n_step=25",
         "topology.lifespans.max_per_class=40", "topology.lifespans.global_max_points=120", "topology.betti.num=20"]
+COMPARED = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["compare_experiment"]["matrix"]["name"]
 VERDICTS = {"reproduced", "partly", "not reproduced", "not measured"}
 
 
@@ -32,6 +34,9 @@ def paper_root(tmp_path_factory):
         epochs = [] if exp == "e4" else ["train.max_epochs=1"]
         res = run_cli("experiment", f"experiment={exp}_quick", f"paths.root={root}", tracking, *TINY, *epochs, cwd=root)
         assert res.returncode == 0, f"{exp}:\n{res.stderr[-5000:]}"
+        if exp in COMPARED:  # dvc stage compare_experiment@<exp>
+            res = run_cli("compare", f"experiment={exp}_quick", f"paths.root={root}", tracking, *TINY, cwd=root)
+            assert res.returncode == 0, f"compare {exp}:\n{res.stderr[-5000:]}"
     res = run_cli("reproduction", "scale=quick", f"paths.root={root}", "tracking=none", cwd=root)
     assert res.returncode == 0, res.stderr[-4000:]
     return root
@@ -76,6 +81,29 @@ def test_reproduction_report_is_built_from_the_findings(paper_root):
     # Every linked figure exists.
     for link in [l.split("](")[1].rstrip(")") for l in md.splitlines() if l.startswith("![")]:
         assert (paper_root / "reports" / "quick" / link).is_file(), link
+
+
+def test_compared_pairs_and_k1_reach_the_report(paper_root):
+    md = (paper_root / "reports" / "quick" / "REPRODUCTION.md").read_text()
+    table = pd.read_csv(paper_root / "reports" / "quick" / "findings.csv", dtype={"id": str})
+    (k1,) = json.loads((reports(paper_root, "e1") / "compare" / "findings.json").read_text())
+    assert k1["id"] == "K1" and k1["verdict"] in VERDICTS and set(k1["values"]) == {"vgg_vs_resnet"}
+    row = table[table.id == "K1"].iloc[0]
+    assert row.experiment == "e1" and row.verdict == k1["verdict"] and f"| K1 | e1 |" in md
+    want = {"e1": ["vgg_vs_resnet"], "e3": [f"{a}_vs_relu" for a in ("silu", "tanh", "relu6", "sigmoid", "elu")],
+            "e7": ["vit_cls_vs_mean", "minilm_cls_vs_mean", "bert_scratch_cls_vs_mean", "minilm_finetuned_vs_bert_scratch"]}
+    assert sorted(want) == sorted(COMPARED)
+    for exp, pairs in want.items():
+        got = pd.read_csv(reports(paper_root, exp) / "compare" / "pairs.csv")
+        assert got["pair"].tolist() == pairs
+        summary = pd.read_csv(reports(paper_root, exp) / "tables" / "summary.csv").drop_duplicates("run")
+        label = dict(zip(summary["run"], summary["label"]))
+        assert [label[r] for r in got["run_a"]] == got["label_a"].tolist()  # the runs the labels name
+        for pair in pairs:
+            assert_png(reports(paper_root, exp) / "compare" / pair / "figures" / "cka.png")
+            assert f"| {pair} |" in md and f"({exp}/compare/{pair}/figures/cka.png)" in md
+    e3 = pd.read_csv(reports(paper_root, "e3") / "compare" / "pairs.csv")
+    assert (e3["label_b"] == "relu").all() and e3["mean_diagonal_cka"].between(0, 1).all()
 
 
 def test_runs_are_shared_where_the_config_is_the_same(paper_root):

@@ -48,6 +48,34 @@ def test_every_stage_output_exists(pipeline_repo):
     assert sorted(table["run"].unique()) == RUNS and len(table) == 6
 
 
+def _naive_linear_cka(X, Y):
+    """Kornblith et al.'s definition, spelled out: HSIC with explicit centring matrices, float64."""
+    n = X.shape[0]
+    H = np.eye(n) - np.ones((n, n)) / n
+    K, L = H @ (X @ X.T) @ H, H @ (Y @ Y.T) @ H
+    return float(np.sum(K * L) / np.sqrt(np.sum(K * K) * np.sum(L * L)))
+
+
+def test_compare_stage_output_is_the_cka_of_the_two_runs(pipeline_repo):
+    repo, *_ = pipeline_repo
+    a, b = "vgg_small-fashion_mnist", "resnet_small-fashion_mnist"  # params.yaml's compare_pair
+    out = repo / "data/compare" / f"{a}--{b}"
+    cka = pd.read_csv(out / "cka.csv", index_col="layer_a")
+    layers = {r: json.loads((repo / "data/activations" / r / "meta.json").read_text())["layers"] for r in (a, b)}
+    assert cka.index.tolist() == [l["name"] for l in layers[a]] and cka.columns.tolist() == [l["name"] for l in layers[b]]
+    acts = {r: [np.load(repo / "data/activations" / r / l["file"]).astype(np.float64) for l in layers[r]] for r in (a, b)}
+    want = np.array([[_naive_linear_cka(X, Y) for Y in acts[b]] for X in acts[a]])
+    np.testing.assert_allclose(cka.to_numpy(), want, rtol=1e-6, atol=1e-9)
+    diagonal = pd.read_csv(out / "diagonal.csv")
+    assert diagonal["depth_a"].tolist() == diagonal["depth_b"].tolist() == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert diagonal["cka"].tolist() == pytest.approx(np.diag(want).tolist(), rel=1e-6)
+    assert (diagonal["rtd"] > 0).all() and diagonal[["overlap", "diagram_h0", "diagram_h1"]].notna().all().all()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mean_diagonal_cka"] == pytest.approx(np.diag(want).mean(), rel=1e-6)
+    for png in ("cka.png", "cka_debiased.png", "overlap.png", "diagram_h0.png", "diagonal.png"):
+        assert_png(out / "figures" / png)
+
+
 def test_mlflow_store_holds_tracked_runs(pipeline_repo):
     from mlflow.tracking import MlflowClient
 
@@ -71,7 +99,12 @@ def test_mlflow_store_holds_tracked_runs(pipeline_repo):
         arts = {a.path for a in client.list_artifacts(r.info.run_id, "figures")}
         assert "figures/betti_curves.png" in arts
     stages = {r.data.tags["stage"] for r in client.search_runs([exp.experiment_id])}
-    assert stages == {"train", "activations", "homology", "aggregate"}
+    assert stages == {"train", "activations", "homology", "aggregate", "compare"}
+    (cmp,) = client.search_runs([exp.experiment_id], "tags.stage = 'compare'")
+    assert cmp.info.run_name == "vgg_small-fashion_mnist--resnet_small-fashion_mnist/compare"
+    summary = json.loads((repo / "data/compare" / cmp.info.run_name.split("/")[0] / "summary.json").read_text())
+    assert cmp.data.metrics == pytest.approx(summary)
+    assert {"figures/cka.png", "figures/diagonal.png"} <= {a.path for a in client.list_artifacts(cmp.info.run_id, "figures")}
     # MLflow 3 opens the experiment in its model-training view, not the GenAI one.
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     # The cross-run aggregate is named after the experiment, not after one of its runs.
@@ -103,13 +136,13 @@ def test_dvc_metrics_and_plots(pipeline_repo):
 
 def test_changing_topology_reuses_training_and_activations(pipeline_repo):
     repo, env, dvc, *_ = pipeline_repo
-    status = _sh([dvc, "status", DEFAULT_PIPELINE, "--with-deps"], repo, env)
+    status = _sh([dvc, "status", *DEFAULT_PIPELINE, "--with-deps"], repo, env)
     assert "changed" not in status.stdout
     cfg = repo / "conf/topology/paper.yaml"
     original = cfg.read_text()
     cfg.write_text(original.replace("num: 100", "num: 101"))
     try:
-        dry = _sh([dvc, "repro", "--dry", DEFAULT_PIPELINE], repo, env)
+        dry = _sh([dvc, "repro", "--dry", *DEFAULT_PIPELINE], repo, env)
     finally:
         cfg.write_text(original)
     ran = {line.split("'")[1].split("@")[0] for line in dry.stdout.splitlines() if line.startswith("Running stage")}
@@ -138,8 +171,9 @@ def test_tracking_helpers_and_notebook(pipeline_repo, tmp_path):
     assert set(betti["dim"]) == {0, 1} and betti.groupby(["layer", "dim"]).size().eq(20).all()
 
     nb = nbformat.read(REPO / "notebooks/compare_runs.ipynb", as_version=4)
-    figure = tmp_path / "comparison.png"
-    env = {"REPTOPO_TRACKING_URI": uri, "REPTOPO_EXPERIMENT": "reptopo-tiny", "REPTOPO_FIGURE": str(figure)}
+    figure, cka_figure = tmp_path / "comparison.png", tmp_path / "cka.png"
+    env = {"REPTOPO_TRACKING_URI": uri, "REPTOPO_EXPERIMENT": "reptopo-tiny", "REPTOPO_FIGURE": str(figure),
+           "REPTOPO_CKA_FIGURE": str(cka_figure)}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -151,23 +185,31 @@ def test_tracking_helpers_and_notebook(pipeline_repo, tmp_path):
             else:
                 os.environ[k] = v
     assert_png(figure)
+    assert_png(cka_figure)
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "2 runs, 6 layers" in printed
+    pair = "vgg_small-fashion_mnist--resnet_small-fashion_mnist"
+    assert f"1 comparison(s): {pair}/compare" in printed
+    # What the notebook draws is what the compare stage wrote.
+    (c,) = tracking.load_comparisons(uri, "reptopo-tiny").values()
+    want = pd.read_csv(repo / "data/compare" / pair / "cka.csv", index_col="layer_a")
+    pd.testing.assert_frame_equal(c["cka"], want)
+    assert c["diagonal"]["rtd"].tolist() == pytest.approx(pd.read_csv(repo / "data/compare" / pair / "diagonal.csv")["rtd"].tolist())
 
 
 def test_dvc_remote_push_and_pull_restore_outputs(pipeline_repo, tmp_path):
     repo, env, dvc, *_ = pipeline_repo
     remote = tmp_path / "dvc-remote"
     _sh([dvc, "remote", "add", "--local", "-f", "-d", "scratch", str(remote)], repo, env)
-    _sh([dvc, "push", DEFAULT_PIPELINE, "--with-deps"], repo, env)
+    _sh([dvc, "push", *DEFAULT_PIPELINE, "--with-deps"], repo, env)
     assert any(remote.rglob("*"))
     ckpt = repo / "data/train" / RUNS[0] / "model.safetensors"
     original = ckpt.read_bytes()
     shutil.rmtree(repo / "data/train")
     shutil.rmtree(repo / ".dvc/cache")
-    _sh([dvc, "pull", DEFAULT_PIPELINE, "--with-deps"], repo, env)
+    _sh([dvc, "pull", *DEFAULT_PIPELINE, "--with-deps"], repo, env)
     assert ckpt.read_bytes() == original
-    status = _sh([dvc, "status", DEFAULT_PIPELINE, "--with-deps"], repo, env)
+    status = _sh([dvc, "status", *DEFAULT_PIPELINE, "--with-deps"], repo, env)
     assert "changed" not in status.stdout and "deleted" not in status.stdout
 
 

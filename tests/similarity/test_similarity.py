@@ -235,6 +235,13 @@ def test_diagram_distance_matrix_of_a_run():
     per_pair = diagram_distance(dgms[0], dgms[2], "bottleneck")  # lists: one value per dimension
     np.testing.assert_allclose(per_pair, M[:, 0, 2], rtol=1e-12)
     assert M[0, 0, 2] > M[0, 0, 1] > 0  # H0 grows with the scale
+    # Two runs' layers: only the cross pairs, equal to the block of the joint matrix and to single calls.
+    others = [persistence_diagrams(rng.normal(size=(80, 3)) * s, maxdim=1) for s in (0.5, 2.0)]
+    for metric in ("bottleneck", "wasserstein"):
+        cross = diagram_distance_matrix(dgms, metric, diagrams_b=others)
+        assert cross.shape == (2, 3, 2)
+        np.testing.assert_allclose(cross, diagram_distance_matrix([*dgms, *others], metric)[:, :3, 3:], rtol=1e-12)
+        np.testing.assert_allclose(cross[:, 2, 1], diagram_distance(dgms[2], others[1], metric), rtol=1e-12)
 
 
 # ---------------------------------------------------------------- GRIDE

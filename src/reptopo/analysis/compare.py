@@ -51,9 +51,9 @@ def compare_runs(layers_a: Sequence[np.ndarray], layers_b: Sequence[np.ndarray],
     if "overlap" in measures:
         matrices["overlap"] = frame(similarity.neighbour_overlap_matrix(layers_a, layers_b, k=k))
     if "diagrams" in measures:
-        both = similarity.diagram_distance_matrix([*diagrams_a, *diagrams_b], diagram_metric)
-        for dim, M in enumerate(both):
-            matrices[f"diagram_h{dim}"] = frame(M[: len(names_a), len(names_a):])
+        cross = similarity.diagram_distance_matrix(diagrams_a, diagram_metric, diagrams_b=diagrams_b)
+        for dim, M in enumerate(cross):
+            matrices[f"diagram_h{dim}"] = frame(M)
     partner = same_depth_partners(depths_a, depths_b)
     diagonal = pd.DataFrame({"layer_a": list(names_a), "depth_a": list(depths_a),
                              "layer_b": [names_b[j] for j in partner], "depth_b": [depths_b[j] for j in partner]})

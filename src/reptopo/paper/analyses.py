@@ -59,6 +59,16 @@ def _naitzat(c: Combined, experiment: str, **_):
 ANALYSES: dict[str, Callable] = {"e1": _e1, "e2": _e2, "e3": _e3, "e4": _e4, "e5": _e5, "e7": _e7, "naitzat": _naitzat}
 
 
+# Findings that rest on the compare stage's matrices: experiment -> check, given
+# {pair name: (CKA matrix (len(A), len(B)), depths of A, depths of B)}.
+COMPARE_ANALYSES: dict[str, Callable] = {"e1": lambda pairs, experiment: [fnd.check_depth_correspondence(pairs, experiment)]}
+
+
+def compare_findings(kind: str | None, experiment: str, pairs: dict) -> list:
+    """The comparison findings of experiment ``kind`` (none for an experiment without any)."""
+    return COMPARE_ANALYSES[kind](pairs, experiment) if kind in COMPARE_ANALYSES else []
+
+
 def analyze(kind: str, experiment: str, combined: Combined, target_class: int = 0, n_boot: int = 2000, seed: int = 0):
     """Run experiment ``kind``'s checks on ``combined``: (findings, figures, tables)."""
     if kind not in ANALYSES:

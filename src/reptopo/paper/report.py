@@ -28,6 +28,9 @@ class ExperimentResults:
     timing: dict = field(default_factory=dict)
     train: pd.DataFrame | None = None
     figures: list[str] = field(default_factory=list)
+    # The compare stage's pairs.csv (one row per compared pair) and figure paths under the folder.
+    pairs: pd.DataFrame | None = None
+    compare_figures: list[str] = field(default_factory=list)
 
 
 def _fmt_s(seconds) -> str:
@@ -44,6 +47,16 @@ def _section(exp: ExperimentResults) -> list[str]:
         lines += [f"{len(exp.train)} trained run(s); test accuracy {acc.min():.3f}-{acc.max():.3f}. "
                   f"Full tables: [`{exp.name}/tables/report.md`]({exp.name}/tables/report.md).", ""]
     lines += [f"![{exp.name} {Path(p).stem}]({exp.name}/figures/{p})" for p in exp.figures if not p.startswith("betti_")]
+    if exp.pairs is not None and len(exp.pairs):
+        cols = [c for c in ("mean_diagonal_cka", "mean_diagonal_cka_debiased", "mean_diagonal_rtd",
+                            "mean_diagonal_overlap", "cka_best_depth_gap") if c in exp.pairs]
+        lines += ["", f"Compared layer by layer ([`{exp.name}/compare/`]({exp.name}/compare/pairs.csv); means along "
+                  "the same-relative-depth diagonal; best-depth gap: mean |depth of the most CKA-similar layer of B - "
+                  "depth of A's layer|):", "",
+                  "| pair | A | B | " + " | ".join(cols) + " |", "|---|---|---|" + "---|" * len(cols),
+                  *[f"| {r['pair']} | {r['label_a']} | {r['label_b']} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |"
+                    for _, r in exp.pairs.iterrows()], ""]
+        lines += [f"![{exp.name} {p.split('/')[1]} {Path(p).stem}]({exp.name}/{p})" for p in exp.compare_figures]
     return lines + [""]
 
 

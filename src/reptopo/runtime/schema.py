@@ -224,6 +224,7 @@ class CompareSchema:
     """Two runs compared layer by layer (the compare stage)."""
     run_a: Optional[str] = MISSING
     run_b: Optional[str] = MISSING
+    pairs: Dict[str, List[str]] = MISSING  # name -> [label A, label B] (experiment mode)
     measures: List[str] = MISSING
     k: int = ranged(">= 1")  # neighbours per point for the overlap (also < the sample size)
     rtd_batches: int = ranged(">= 1")

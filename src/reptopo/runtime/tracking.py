@@ -319,3 +319,27 @@ def load_betti_curves(uri: str, run_id: str):
             for m in client.get_metric_history(run_id, key):
                 rows.append({"layer": layer, "dim": dim, "step": m.step, "filtration": grid[m.step], "betti": m.value})
     return pd.DataFrame(rows).sort_values(["layer", "dim", "step"]).reset_index(drop=True)
+
+
+def load_comparisons(uri: str, experiment: str) -> dict[str, dict]:
+    """Every finished compare run of ``experiment``: run name -> {"run_id", "run_a", "run_b",
+    "cka": layer x layer DataFrame (rows: A's layers), "diagonal": the same-relative-depth table
+    (with ``rtd`` where measured), "summary": the logged scalars}, read from its artifacts."""
+    import io
+
+    import mlflow
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise ValueError(f"no MLflow experiment named {experiment!r} at {uri}")
+    out = {}
+    for run in client.search_runs([exp.experiment_id], "tags.stage = 'compare' and attributes.status = 'FINISHED'",
+                                  order_by=["attributes.start_time ASC"]):
+        read = lambda name: pd.read_csv(io.StringIO(mlflow.artifacts.load_text(f"{run.info.artifact_uri}/{name}")))  # noqa: E731
+        out[run.info.run_name] = {"run_id": run.info.run_id, "run_a": run.data.tags.get("run_a"),
+                                  "run_b": run.data.tags.get("run_b"), "cka": read("cka.csv").set_index("layer_a"),
+                                  "diagonal": read("diagonal.csv"), "summary": dict(run.data.metrics)}
+    return out

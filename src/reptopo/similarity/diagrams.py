@@ -50,29 +50,36 @@ def _as_per_dimension(dgm: Any, name: str) -> list[np.ndarray]:
 def _gtda_input(diagrams: list[list[np.ndarray]]) -> np.ndarray:
     """giotto-tda's (n_diagrams, n_points, 3) array of (birth, death, dimension) triples.
 
-    Every diagram gets one (0, 0, k) point per dimension k, and shorter ones are padded with more:
-    diagonal points cost nothing to match, and giotto-tda reads the dimensions off each sample.
+    giotto-tda wants the same number of triples of each dimension in every diagram, so dimension
+    k gets one block of width max_m_k + 1 (at least one point, so giotto-tda sees the dimension),
+    filled with the diagram's bars and then (0, 0, k) points: diagonal points cost nothing to match.
     """
     n_dims = len(diagrams[0])
-    width = max(sum(len(d) for d in per) for per in diagrams) + n_dims
-    out = np.zeros((len(diagrams), width, 3))
+    widths = [max(len(per[k]) for per in diagrams) + 1 for k in range(n_dims)]
+    out = np.zeros((len(diagrams), sum(widths), 3))
     for s, per in enumerate(diagrams):
-        rows = [np.column_stack([d, np.full(len(d), k)]) for k, d in enumerate(per)]
-        rows.append(np.column_stack([np.zeros((n_dims, 2)), np.arange(n_dims)]))
-        filled = np.vstack(rows)
-        out[s, : len(filled)] = filled
-        out[s, len(filled) :, 2] = n_dims - 1
+        start = 0
+        for k, (d, w) in enumerate(zip(per, widths)):
+            out[s, start : start + len(d), :2] = d
+            out[s, start : start + w, 2] = k
+            start += w
     return out
 
 
-def _pairwise(diagrams: list[list[np.ndarray]], metric: str, p: float) -> np.ndarray:
+def _pairwise(diagrams: list[list[np.ndarray]], metric: str, p: float, n_a: int | None = None) -> np.ndarray:
+    """(n, n, n_dims) distances between all ``diagrams``; with ``n_a``, only those between the
+    first ``n_a`` and the rest, (n_a, n - n_a, n_dims)."""
     if metric not in METRICS:
         raise ValueError(f'metric must be one of {", ".join(METRICS)}; got {metric!r}')
     from gtda.diagrams import PairwiseDistance
 
     params = {"p": float(p), "delta": _DELTA} if metric == "wasserstein" else {"delta": _DELTA}
     dist = PairwiseDistance(metric=metric, metric_params=params, order=None, n_jobs=1)
-    return dist.fit_transform(_gtda_input(diagrams))  # (n, n, n_dims)
+    X = _gtda_input(diagrams)  # one padding width for both sides
+    if n_a is None:
+        return dist.fit_transform(X)
+    # fit on B, transform A: giotto-tda's (n_a, n_b, n_dims) cross distances, no within-run pairs.
+    return dist.fit(X[n_a:]).transform(X[:n_a])
 
 
 def diagram_distance(dgm_a: Any, dgm_b: Any, metric: str = "wasserstein", *, p: float = 2.0):
@@ -99,22 +106,31 @@ def diagram_distance(dgm_a: Any, dgm_b: Any, metric: str = "wasserstein", *, p: 
     return d.astype(np.float64) if _is_per_dimension(dgm_a) else float(d[0])
 
 
-def diagram_distance_matrix(diagrams: Sequence[Any], metric: str = "wasserstein", *, p: float = 2.0) -> np.ndarray:
-    """Distances between every pair of diagrams of one run (layer x layer), per homology dimension.
+def diagram_distance_matrix(diagrams: Sequence[Any], metric: str = "wasserstein", *, p: float = 2.0,
+                            diagrams_b: Sequence[Any] | None = None) -> np.ndarray:
+    """Distances between every pair of diagrams of one run (layer x layer), per homology dimension,
+    or, with ``diagrams_b``, between each diagram of ``diagrams`` and each of ``diagrams_b``.
 
     Parameters
     ----------
     diagrams : sequence of L diagrams (each a list of per-dimension (m, 2) arrays, or one array)
     metric, p : as in :func:`diagram_distance`
+    diagrams_b : sequence of L_b diagrams, optional (another run's layers)
 
     Returns
     -------
     np.ndarray, float64, shape (n_dims, L, L)
-        Symmetric with a zero diagonal.
+        Symmetric with a zero diagonal; shape (n_dims, L, L_b) with ``diagrams_b`` (only the cross
+        pairs are computed).
     """
     per = [_as_per_dimension(d, f"diagrams[{i}]") for i, d in enumerate(diagrams)]
-    if len(per) < 2:
+    per_b = [] if diagrams_b is None else [_as_per_dimension(d, f"diagrams_b[{i}]") for i, d in enumerate(diagrams_b)]
+    if diagrams_b is None and len(per) < 2:
         raise ValueError("diagram_distance_matrix needs at least two diagrams")
-    if len({len(d) for d in per}) != 1:
+    if diagrams_b is not None and not (per and per_b):
+        raise ValueError("diagram_distance_matrix needs at least one diagram on each side")
+    if len({len(d) for d in per + per_b}) != 1:
         raise ValueError("the diagrams have different numbers of homology dimensions")
-    return np.moveaxis(_pairwise(per, metric, p), 2, 0).astype(np.float64)
+    if diagrams_b is None:
+        return np.moveaxis(_pairwise(per, metric, p), 2, 0).astype(np.float64)
+    return np.moveaxis(_pairwise(per + per_b, metric, p, n_a=len(per)), 2, 0).astype(np.float64)

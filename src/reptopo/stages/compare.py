@@ -1,13 +1,19 @@
-"""Stage compare: two runs that probed the same sample, compared layer by layer.
+"""Stage compare: runs that probed the same sample, compared layer by layer.
 
-Reads ``paths.data_dir``/activations/<compare.run_a> and <compare.run_b> (and, for diagram
-distances, their homology outputs); writes ``paths.compare_dir``:
-- ``<measure>.csv``: layer x layer matrix (rows: run A's layers, columns: run B's) for cka,
-  cka_debiased, overlap, and diagram_h<k> (distances between the runs' global diagrams);
-- ``diagonal.csv``: per layer of A, the layer of B at the nearest relative depth and every measure
-  there (RTD only there); ``summary.json``: the means along it and ``cka_best_depth_gap``;
-- ``figures/``: a heatmap per matrix and ``diagonal.png``.
-Logged to MLflow as ``<run_a>--<run_b>/compare`` (summary scalars, CSVs, figures).
+Two modes:
+- a pair (``compare.run_a=<run> compare.run_b=<run>``): reads ``paths.data_dir``/activations/<run>
+  (and, for diagram distances, homology/<run>/diagrams.npz) of both; writes ``paths.compare_dir``;
+- an experiment's pairs (``python -m reptopo compare experiment=e1_quick``, with ``compare.pairs``
+  set in the experiment file: name -> [label A, label B], run labels as the experiment's aggregate
+  named them in ``paths.reports_dir``/tables/summary.csv); writes ``paths.reports_dir``/compare/:
+  one folder per pair, ``pairs.csv`` (one row per pair: its runs and summary scalars) and
+  ``findings.json`` (the experiment's comparison findings, :func:`reptopo.paper.analyses.compare_findings`).
+
+A pair's folder holds ``<measure>.csv`` (layer x layer matrix, rows: A's layers, columns: B's)
+for cka, cka_debiased, overlap and diagram_h<k>; ``diagonal.csv`` (per layer of A, B's layer at
+the nearest relative depth and every measure there, RTD only there); ``summary.json`` (means along
+it and ``cka_best_depth_gap``); ``figures/``: a heatmap per matrix and ``diagonal.png``. Each pair
+is one MLflow run, ``<run_a>--<run_b>/compare`` (or ``<pair>/compare``): scalars, CSVs, figures.
 """
 from __future__ import annotations
 
@@ -16,14 +22,16 @@ from pathlib import Path
 
 import hydra
 import numpy as np
+import pandas as pd
 from omegaconf import DictConfig
 
 from reptopo.analysis import figures
-from reptopo.analysis.compare import compare_runs
+from reptopo.analysis.compare import Comparison, compare_runs
+from reptopo.paper.analyses import compare_findings
 from reptopo.runtime.cli import run_stage
 from reptopo.runtime.config import abspath, config_dir
 from reptopo.runtime.errors import ReptopoError
-from reptopo.runtime.io import atomic_dir, load_layer, read_json, require_dir, write_json
+from reptopo.runtime.io import atomic_dir, load_layer, read_json, read_table, require_dir, write_json
 from reptopo.runtime.schema import validate_config
 from reptopo.runtime.threads import limit_threads
 from reptopo.runtime.tracking import start_run
@@ -33,60 +41,131 @@ log = logging.getLogger("reptopo.compare")
 LABELS = {"cka": "linear CKA", "cka_debiased": "debiased linear CKA", "overlap": "k-NN overlap"}
 
 
-def run(cfg: DictConfig) -> "object":
-    """Compare ``compare.run_a`` with ``compare.run_b``; returns the diagonal DataFrame."""
+def run(cfg: DictConfig):
+    """Pair mode: the diagonal DataFrame of ``compare.run_a`` vs ``compare.run_b``. Experiment
+    mode: the ``pairs.csv`` DataFrame."""
     cfg = validate_config(cfg)
     c = cfg.compare
-    n_threads = limit_threads()
+    if c.run_a or c.run_b or not c.pairs:
+        return run_pair(cfg)
+    return run_experiment(cfg)
+
+
+def run_pair(cfg: DictConfig) -> pd.DataFrame:
+    c = cfg.compare
     data_dir = abspath(cfg.paths.data_dir)
     a, b = (load_run(data_dir, key, getattr(c, key)) for key in ("run_a", "run_b"))
+    result = compare_pair(cfg, data_dir, a, b)
+    pair = f"{c.run_a}--{c.run_b}"
+    with start_run(cfg, "compare", {"run_a": c.run_a, "run_b": c.run_b}, name=pair) as tracker, \
+            atomic_dir(abspath(cfg.paths.compare_dir)) as tmp:
+        write_pair(tmp, result, c.run_a, c.run_b, pair, c.diagram_metric, tracker)
+    return result.diagonal
+
+
+def run_experiment(cfg: DictConfig) -> pd.DataFrame:
+    c = cfg.compare
+    data_dir, reports = abspath(cfg.paths.data_dir), abspath(cfg.paths.reports_dir)
+    runs = resolve_pairs(reports / "tables" / "summary.csv", dict(c.pairs), cfg.experiment_name)
+    for ra, rb, _, _ in runs.values():  # every pair's samples checked before any is computed
+        check_same_sample(load_run(data_dir, "run_a", ra, layers=False), load_run(data_dir, "run_b", rb, layers=False))
+    results, rows = {}, []
+    for pair, (ra, rb, la, lb) in runs.items():
+        log.info("compare %s: %s (%s) vs %s (%s)", pair, la, ra, lb, rb)
+        a, b = load_run(data_dir, "run_a", ra), load_run(data_dir, "run_b", rb)
+        results[pair] = (compare_pair(cfg, data_dir, a, b), a["depths"], b["depths"])
+        rows.append({"pair": pair, "label_a": la, "label_b": lb, "run_a": ra, "run_b": rb, **results[pair][0].summary})
+    findings = compare_findings(cfg.aggregate.analysis, cfg.experiment_name,
+                                {p: (r.matrices["cka"].to_numpy(), da, db) for p, (r, da, db) in results.items()
+                                 if "cka" in r.matrices})
+    table = pd.DataFrame(rows)
+    with atomic_dir(reports / "compare") as tmp:
+        for pair, (ra, rb, la, lb) in runs.items():
+            with start_run(cfg, "compare", {"run_a": ra, "run_b": rb, "pair": pair}, name=f"{pair}/compare") as tracker:
+                (tmp / pair).mkdir()
+                write_pair(tmp / pair, results[pair][0], la, lb, pair, c.diagram_metric, tracker)
+        table.to_csv(tmp / "pairs.csv", index=False)
+        write_json(tmp / "findings.json", [f.as_dict() for f in findings])
+    for f in findings:
+        log.info("finding %s (%s): %s", f.id, f.verdict, f.measured)
+    return table
+
+
+def resolve_pairs(summary_csv: Path, pairs: dict, experiment: str) -> dict[str, tuple[str, str, str, str]]:
+    """``compare.pairs`` (name -> [label A, label B]) -> name -> (run A, run B, label A, label B),
+    by the labels of the experiment's runs in its aggregate's summary table."""
+    if not summary_csv.is_file():
+        raise ReptopoError(f"compare.pairs of experiment {experiment!r}: {summary_csv} is missing; run the "
+                           f"experiment first (python -m reptopo experiment experiment={experiment}_<scale>)")
+    summary = read_table(summary_csv, "experiment summary")
+    by_label: dict[str, list[str]] = {}
+    for run, label in summary.drop_duplicates("run")[["run", "label"]].itertuples(index=False):
+        by_label.setdefault(str(label), []).append(str(run))
+    out = {}
+    for name, labels in pairs.items():
+        labels = list(labels)
+        if len(labels) != 2:
+            raise ReptopoError(f"config key compare.pairs.{name}: {labels}; expected two run labels [A, B]")
+        found = []
+        for label in labels:
+            if len(by_label.get(label, [])) != 1:
+                what = "no run" if label not in by_label else f"{len(by_label[label])} runs"
+                raise ReptopoError(f"config key compare.pairs.{name}: label {label!r} names {what} of {summary_csv}; "
+                                   f"expected exactly one, one of {sorted(by_label)}")
+            found.append(by_label[label][0])
+        out[str(name)] = (found[0], found[1], labels[0], labels[1])
+    return out
+
+
+def compare_pair(cfg: DictConfig, data_dir: Path, a: dict, b: dict) -> Comparison:
+    c = cfg.compare
     check_same_sample(a, b)
     if "diagrams" in c.measures:
         for r in (a, b):
             r["diagrams"] = load_diagrams(data_dir, r)
-    result = compare_runs(a["layers"], b["layers"], a["names"], b["names"], a["depths"], b["depths"],
-                          measures=list(c.measures), k=int(c.k), rtd_batches=int(c.rtd_batches),
-                          rtd_batch_size=int(c.rtd_batch_size), seed=int(cfg.seed), diagrams_a=a["diagrams"],
-                          diagrams_b=b["diagrams"], diagram_metric=c.diagram_metric, n_threads=n_threads)
-    out_dir = abspath(cfg.paths.compare_dir)
-    pair = f"{c.run_a}--{c.run_b}"
-    with start_run(cfg, "compare", {"run_a": c.run_a, "run_b": c.run_b}, name=pair) as tracker, \
-            atomic_dir(out_dir) as tmp:
-        (tmp / "figures").mkdir()
-        for measure, M in result.matrices.items():
-            M.to_csv(tmp / f"{measure}.csv", index_label="layer_a")
-            label = LABELS.get(measure, f"{c.diagram_metric} distance")
-            figures.save(figures.heatmap_figure(M, f"{label}: {c.run_a} (rows) vs {c.run_b}", label),
-                         tmp / "figures" / f"{measure}.png")
-        result.diagonal.to_csv(tmp / "diagonal.csv", index=False)
-        profile = [m for m in ("cka", "cka_debiased", "overlap", "rtd") if m in result.diagonal]
-        figures.save(figures.diagonal_profile_figure(result.diagonal, profile, f"Same relative depth: {pair}"),
-                     tmp / "figures" / "diagonal.png")
-        write_json(tmp / "summary.json", result.summary)
-        tracker.log_metrics(result.summary)
-        for path in sorted(tmp.glob("*.csv")):
-            tracker.log_artifact(path)
-        for png in sorted((tmp / "figures").glob("*.png")):
-            tracker.log_artifact(png, "figures")
+    return compare_runs(a["layers"], b["layers"], a["names"], b["names"], a["depths"], b["depths"],
+                        measures=list(c.measures), k=int(c.k), rtd_batches=int(c.rtd_batches),
+                        rtd_batch_size=int(c.rtd_batch_size), seed=int(cfg.seed), diagrams_a=a["diagrams"],
+                        diagrams_b=b["diagrams"], diagram_metric=c.diagram_metric, n_threads=limit_threads())
+
+
+def write_pair(out: Path, result: Comparison, name_a: str, name_b: str, pair: str, diagram_metric: str, tracker) -> None:
+    """One pair's CSVs, summary and figures into ``out``, each logged to ``tracker``."""
+    (out / "figures").mkdir()
+    for measure, M in result.matrices.items():
+        M.to_csv(out / f"{measure}.csv", index_label="layer_a")
+        label = LABELS.get(measure, f"{diagram_metric} distance, H{measure[-1]}")
+        figures.save(figures.heatmap_figure(M, f"{label}: {name_a} (rows) vs {name_b}", label),
+                     out / "figures" / f"{measure}.png")
+    result.diagonal.to_csv(out / "diagonal.csv", index=False)
+    profile = [m for m in ("cka", "cka_debiased", "overlap", "rtd") if m in result.diagonal]
+    figures.save(figures.diagonal_profile_figure(result.diagonal, profile, f"Same relative depth: {name_a} vs {name_b}"),
+                 out / "figures" / "diagonal.png")
+    write_json(out / "summary.json", result.summary)
+    tracker.log_metrics(result.summary)
+    for path in sorted(out.glob("*.csv")):
+        tracker.log_artifact(path)
+    for png in sorted((out / "figures").glob("*.png")):
+        tracker.log_artifact(png, "figures")
     for key, value in result.summary.items():
         log.info("compare %s: %s = %.4f", pair, key, value)
-    return result.diagonal
 
 
-def load_run(data_dir: Path, key: str, name: str | None) -> dict:
-    """One run's probed layers (names, relative depths, (n, d) arrays) and sample indices."""
+def load_run(data_dir: Path, key: str, name: str | None, layers: bool = True) -> dict:
+    """One run's probed layers (names, relative depths, (n, d) float64 arrays unless ``layers`` is
+    false) and sample indices."""
     if not name:
         raise ReptopoError(f"config key compare.{key}: null; the compare stage needs two run names "
-                           "(compare.run_a=<run> compare.run_b=<run>, folders under data/activations)")
+                           "(compare.run_a=<run> compare.run_b=<run>, folders under data/activations), or an "
+                           "experiment whose file sets compare.pairs")
     act = require_dir(data_dir / "activations" / name, "activations", f"run the pipeline for {name!r} first")
     meta = read_json(act / "meta.json", "activation metadata")
     n = int(meta["n_samples"])
-    layers = meta["layers"]
-    out = {"name": name, "names": [l["name"] for l in layers], "depths": [float(l["depth"]) for l in layers],
-           "layers": [load_layer(act, l, n).astype(np.float64) for l in layers],
-           "indices": np.load(act / "indices.npy"), "dataset": meta.get("dataset"), "meta_layers": layers,
-           "diagrams": None}
-    return out
+    probes = meta["layers"]
+    return {"name": name, "names": [l["name"] for l in probes], "depths": [float(l["depth"]) for l in probes],
+            "layers": [load_layer(act, l, n).astype(np.float64) for l in probes] if layers else None,
+            "indices": np.load(act / "indices.npy"), "dataset": meta.get("dataset"), "meta_layers": probes,
+            "diagrams": None}
 
 
 def load_diagrams(data_dir: Path, run: dict) -> list[list[np.ndarray]]:

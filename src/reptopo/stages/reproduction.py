@@ -3,7 +3,8 @@
 ``python -m reptopo reproduction scale=quick`` reads, for every paper experiment (derived from
 conf/experiment/, :func:`reptopo.runtime.config.paper_experiments`),
 ``reports/<scale>/<name>/tables/findings.json``, ``tables/train_metrics.csv``, ``timing.json``
-and the figure names, and writes ``reports/<scale>/REPRODUCTION.md`` and
+and the figure names (and, where the compare stage ran, ``compare/findings.json``, ``pairs.csv``
+and each pair's figures), and writes ``reports/<scale>/REPRODUCTION.md`` and
 ``reports/<scale>/findings.csv`` atomically (:func:`reptopo.paper.report.reproduction_report`).
 """
 from __future__ import annotations
@@ -47,8 +48,15 @@ def load_results(exp_dir: Path, name: str, title: str) -> ExperimentResults:
                            f"(dvc repro experiment@{name}, or python -m reptopo experiment experiment={name}_<scale>)")
     timing = exp_dir / "timing.json"
     train = exp_dir / "tables" / "train_metrics.csv"
+    compare = exp_dir / "compare"
+    found = read_json(findings, "experiment findings")
+    if (compare / "findings.json").is_file():
+        found = [*found, *read_json(compare / "findings.json", "comparison findings")]
+    pairs = read_table(compare / "pairs.csv", "compared pairs") if (compare / "pairs.csv").is_file() else None
     return ExperimentResults(
-        name=name, title=title, findings=read_json(findings, "experiment findings"),
+        name=name, title=title, findings=found, pairs=pairs,
+        compare_figures=sorted(str(p.relative_to(exp_dir)) for p in compare.glob("*/figures/*.png")
+                               if p.stem in ("cka", "diagonal")),
         timing=read_json(timing, "experiment timing") if timing.is_file() else {},
         train=read_table(train, "train metrics") if train.is_file() and train.stat().st_size > 1 else None,
         figures=sorted(p.name for p in (exp_dir / "figures").glob("*.png")),
