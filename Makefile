@@ -59,6 +59,8 @@ sweep: setup ## Hydra multirun: 2 models x 2 datasets in parallel (joblib), then
 	$(BIN)/python -m reptopo aggregate experiment=sweep
 
 ui: setup ## MLflow UI on http://127.0.0.1:5000 (UI_PORT=...) over the embedded store
+	@echo "MLflow 3.17 opens an experiment on its GenAI overview: choose 'Model training' at the top once"
+	@echo "(the browser remembers it), or open http://127.0.0.1:$(UI_PORT)/#/experiments/<id>/runs"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
 	  --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port $(UI_PORT)
 

@@ -103,7 +103,8 @@ def pipeline_repo(tmp_path_factory):
         else:
             shutil.copy2(src, dst)
     (repo / "params.yaml").write_text(
-        "experiment: tiny\nmodels: [resnet_small, vgg_small]\ndatasets: [fashion_mnist]\npaper:\n  scale: quick\n"
+        "experiment: tiny\nmodels: [resnet_small, vgg_small]\ndatasets: [fashion_mnist]\n"
+        "compare_pair:\n  a: vgg_small\n  b: resnet_small\npaper:\n  scale: quick\n"
     )
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",

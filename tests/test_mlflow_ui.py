@@ -1,6 +1,7 @@
 """The MLflow UI really shows the PHdim-vs-layer comparison: a real server, a real browser."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -233,6 +234,15 @@ def test_ui_shows_what_reptopo_logged(pipeline_repo, mlflow_server, browser, tmp
     browser.save_screenshot(str(shot))
     assert_png(shot)
 
+    # The compare stage's run: its CKA heatmap and same-depth profile, the very files it wrote.
+    pair = f"{runs[1]}--{runs[0]}"  # params.yaml's compare_pair: vgg_small (A) vs resnet_small (B)
+    cmp_dir = repo / "data" / "compare" / pair
+    cmp_figs = sorted(p.name for p in (cmp_dir / "figures").glob("*.png"))
+    assert {"cka.png", "diagonal.png", "overlap.png"} <= set(cmp_figs)
+    for fig in ("cka.png", "diagonal.png"):
+        show_artifact(f"{pair}/compare", f"figures/{fig}", ["cka.csv", "diagonal.csv", "figures", *cmp_figs])
+        check_figure(f"{pair}/compare", f"figures/{fig}", cmp_dir / "figures" / fig)
+
     # summary.csv previewed as a table: its first rows are the aggregate's rows (run, layer, ...)
     show_artifact(agg_name, "summary.csv", ["summary.csv"])
     table = pd.read_csv(reports / "tables" / "summary.csv")
@@ -316,3 +326,107 @@ def test_tracking_server_config_reads_the_uri_from_the_environment(trained_digit
     assert len(client.get_metric_history(runs[0].info.run_id, "phdim")) == 3
     # The run's artifacts went through the server into its artifact root, not the job's cwd.
     assert "figures/betti_curves.png" in {a.path for a in client.list_artifacts(runs[0].info.run_id, "figures")}
+
+
+# The plotly figure a chart's <svg> belongs to: its traces as the page holds them (the graph div
+# carries .data and .layout). Read from the page, as drawn, not from MLflow's REST API.
+_PLOT_DATA = ("let e = arguments[0]; while (e && !(e.data && e.layout)) e = e.parentElement;"
+              " return e ? e.data.map(t => ({type: t.type, name: t.name || null, x: t.x || null, y: t.y || null,"
+              " dims: (t.dimensions || []).map(d => [d.label, Array.from(d.values)])})) : null;")
+
+
+def _click(driver, element) -> None:
+    try:
+        element.click()
+    except Exception:  # an overlay (MLflow's assistant panel) takes native clicks: click in the page
+        driver.execute_script("arguments[0].click()", element)
+
+
+def test_experiment_page_and_compare_view_show_the_runs_and_the_phdim_chart(pipeline_repo, mlflow_server, browser,
+                                                                           tmp_path):
+    import urllib.parse
+
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    repo = pipeline_repo[0]
+
+    def wait(fn, timeout=60, what=""):
+        return WebDriverWait(browser, timeout).until(lambda d: fn() or False, message=what)
+
+    runs = ["resnet_small-fashion_mnist", "vgg_small-fashion_mnist"]
+    phdim = {r: pd.read_csv(repo / "data/homology" / r / "summary.csv")["phdim"].tolist() for r in runs}
+    client = MlflowClient(tracking_uri=mlflow_server)
+    exp = client.get_experiment_by_name("reptopo-tiny")
+    eid = exp.experiment_id
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    by_name = {r.info.run_name: r for r in client.search_runs([eid])}
+    homology = [f"{r}/homology" for r in runs]
+
+    def run_links():
+        """The run list's links, by run name -> href (rows of the runs table)."""
+        return {a.text.strip(): a.get_attribute("href") for a in _visible(browser, "//*[@role='row']//a")}
+
+    # -------- the experiment page, as a user opens it. MLflow 3.17.2 lands on the GenAI overview
+    # whatever the experiment's kind tag says, until the browser's workflow choice is "Model
+    # training" (one click, remembered); reptopo's docs say so. After it: the runs table.
+    _open(browser, f"{mlflow_server}/#/experiments/{eid}")
+    toggle = "//*[@role='button'][normalize-space()='Model training']"
+    wait(lambda: run_links() or _visible(browser, toggle), 90, "the experiment page")
+    if not run_links():
+        for close in _visible(browser, "//button[@aria-label='Close']"):
+            _click(browser, close)
+        _click(browser, _visible(browser, toggle)[0])
+    for name in [*homology, f"{runs[1]}--{runs[0]}/compare"]:
+        wait(lambda: name in run_links(), 90, f"run {name} in the experiment's run list")
+        assert run_links()[name].endswith(f"/experiments/{eid}/runs/{by_name[name].info.run_id}"), name
+    _open(browser, f"{mlflow_server}/#/experiments/{eid}")  # the choice holds: straight to the runs
+    wait(lambda: all(n in run_links() for n in homology), 90, "the run list on a second visit")
+    browser.save_screenshot(str(tmp_path / "experiment.png"))
+
+    # -------- its chart view: the phdim line chart, one curve per homology run through its layers
+    _open(browser, f"{mlflow_server}/#/experiments/{eid}/runs?compareRunsMode=CHART")
+    search = "//input[@placeholder='Search metric charts']"
+    wait(lambda: _visible(browser, search), 90, "the chart view's search box")
+    browser.find_element("xpath", search).send_keys("phdim")
+    section = "//*[@role='button'][@aria-expanded][.//*[normalize-space(text())='Model metrics']]"
+    header = wait(lambda: _visible(browser, section), 30, "the Model metrics section")[0]
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", header)
+    card = ("//h4[normalize-space()='phdim']/ancestor::*[.//*[local-name()='svg'][.//*[local-name()='text']"
+            "[normalize-space()='Step']]][1]")
+    chart = card + "//*[local-name()='svg'][.//*[local-name()='text'][normalize-space()='Step']]"
+
+    def phdim_traces():
+        for svg in browser.find_elements("xpath", chart):
+            data = browser.execute_script(_PLOT_DATA, svg) or []
+            got = {t["name"]: t["y"] for t in data if t["name"] in homology and t["y"]}
+            if set(got) == set(homology):
+                return got
+        return None
+
+    traces = wait(phdim_traces, 60, "the phdim chart of the chart view")
+    for r in runs:
+        assert traces[f"{r}/homology"] == pytest.approx(phdim[r], rel=1e-9), r  # x = probe, y = PHdim
+    # ... and drawn: a straight-segment path through every probe for each run, in the card's SVG layers.
+    lines = {tuple(pl) for svg in browser.find_elements("xpath", card + "//*[local-name()='svg']")
+             for pl in _polylines(svg) if len(pl) == len(phdim[runs[0]])}
+    assert len(lines) >= len(runs), lines
+    browser.save_screenshot(str(tmp_path / "chart_view.png"))
+
+    # -------- the compare view of the two homology runs: both named, PHdim on the plot's axes
+    ids = [by_name[n].info.run_id for n in homology]
+    q = urllib.parse.quote
+    _open(browser, f"{mlflow_server}/#/compare-runs?runs={q(json.dumps(ids))}&experiments={q(json.dumps([eid]))}")
+    wait(lambda: _visible(browser, "//h2[normalize-space()='Comparing 2 Runs from 1 Experiment']"), 90, "compare view")
+    names = wait(lambda: [c.text.strip() for c in _visible(browser, "//tr[th[normalize-space()='Run Name:']]/td")],
+                 30, "the compared run names")
+    assert sorted(names) == sorted(homology)
+    id_links = [a.get_attribute("href") for a in _visible(browser, "//tr[th[normalize-space()='Run ID:']]//a")]
+    assert sorted(h.rsplit("/", 1)[1] for h in id_links) == sorted(ids)
+    axis = "//*[local-name()='svg'][.//*[local-name()='text'][normalize-space()='phdim']]"
+    svg = wait(lambda: _visible(browser, axis), 60, "the parallel coordinates plot with a phdim axis")[0]
+    dims = {label: values for t in browser.execute_script(_PLOT_DATA, svg) for label, values in t["dims"]}
+    # One value per run on the phdim axis: its latest PHdim (the logits' probe).
+    assert sorted(dims["phdim"]) == pytest.approx(sorted(phdim[r][-1] for r in runs), rel=1e-9)
+    browser.save_screenshot(str(tmp_path / "compare_view.png"))

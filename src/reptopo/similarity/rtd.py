@@ -67,7 +67,9 @@ def rtd(X: Any, Y: Any, n_batches: int = 10, batch_size: int = 500, seed: int = 
         and then one batch: the others would repeat it).
     batch_size : int >= 4, default 500
         Objects per batch; each direction of each batch is one giotto-ph call on a
-        (2 * batch_size)^2 matrix.
+        (2 * batch_size)^2 matrix. Usually about a second at 300 on 2 cores, but a representation
+        whose points are near-equidistant (high-dimensional embeddings) as ``r1`` is Vietoris-Rips
+        H1's worst case: measured 8 s at 150, 19 s at 200 and 100 s at 300 objects.
     seed : int, default 0
         Seed of the batches (``numpy.random.default_rng``).
     n_threads : int, default -1
