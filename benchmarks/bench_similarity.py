@@ -11,6 +11,9 @@ Run from the repository root::
    R-Cross matrix): ``rtd(..., n_batches=1)`` vs ripser.py on the same two matrices.
 3. Neighbour overlap, k = 10: ``neighbour_overlap`` vs scikit-learn ``NearestNeighbors`` sets and
    Python set intersections.
+4. Bottleneck distances between two runs' diagrams (H0 and H1 of 6 + 6 layers, min(n, 600) points
+   each): ``diagram_distance_matrix(a, diagrams_b=b)`` (the cross pairs only) vs the joint
+   12 x 12 matrix the compare stage used to take its cross block from.
 
 Data are Gaussian clouds (seed 0) pushed through random ReLU maps, so the layers are related.
 Every function is warmed up once first. A script, not a test: nothing is asserted.
@@ -102,12 +105,28 @@ def bench_overlap(n: int) -> dict:
             "t_ours": t_ours, "extra": f"overlap ours {ours:.4f}, reference {ref:.4f}"}
 
 
+def bench_diagrams(n: int) -> dict:
+    from reptopo.similarity import diagram_distance_matrix
+    from reptopo.topology import persistence_diagrams
+
+    m = min(n, 600)
+    layers = _layers(m, 12)
+    dgms = [persistence_diagrams(L, maxdim=1) for L in layers]
+    a, b = dgms[:6], dgms[6:]
+    diagram_distance_matrix(a[:1], "bottleneck", diagrams_b=b[:1])
+    t_ref, ref = _time(lambda: diagram_distance_matrix([*a, *b], "bottleneck")[:, :6, 6:])
+    t_ours, ours = _time(lambda: diagram_distance_matrix(a, "bottleneck", diagrams_b=b))
+    return {"task": f"bottleneck 6x6 layers, {m} points", "ref_name": "joint 12x12, cross block", "t_ref": t_ref,
+            "t_ours": t_ours, "extra": f"largest difference {np.max(np.abs(ref - ours)):.1e}"}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="n = 1000")
     args = parser.parse_args(argv)
     n = 1000 if args.quick else 3000
-    run_rows(f"reptopo similarity benchmark (n={n})", (lambda fn=fn: fn(n) for fn in (bench_cka, bench_rtd, bench_overlap)),
+    run_rows(f"reptopo similarity benchmark (n={n})", (lambda fn=fn: fn(n) for fn in (bench_cka, bench_rtd, bench_overlap,
+                                                                                   bench_diagrams)),
              task_width=30, ref_width=26)
 
 if __name__ == "__main__":

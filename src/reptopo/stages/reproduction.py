@@ -55,8 +55,8 @@ def load_results(exp_dir: Path, name: str, title: str) -> ExperimentResults:
     pairs = read_table(compare / "pairs.csv", "compared pairs") if (compare / "pairs.csv").is_file() else None
     return ExperimentResults(
         name=name, title=title, findings=found, pairs=pairs,
-        compare_figures=sorted(str(p.relative_to(exp_dir)) for p in compare.glob("*/figures/*.png")
-                               if p.stem in ("cka", "diagonal")),
+        compare_figures=[f"compare/{pair}/figures/{f}.png" for pair in (pairs["pair"] if pairs is not None else [])
+                         for f in ("cka", "diagonal") if (compare / str(pair) / "figures" / f"{f}.png").is_file()],
         timing=read_json(timing, "experiment timing") if timing.is_file() else {},
         train=read_table(train, "train metrics") if train.is_file() and train.stat().st_size > 1 else None,
         figures=sorted(p.name for p in (exp_dir / "figures").glob("*.png")),
