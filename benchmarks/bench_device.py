@@ -22,9 +22,14 @@ shows what ``device="auto"`` resolves to (CUDA when torch sees a GPU).
 4. H0 + H1 diagrams (giotto-ph fed the device-built distance matrix), when giotto-ph is
    installed: same H1 bar count, bars within 1e-6.
 
+5. The tiled H0 engine on the device (``algorithm="tiled"``: row blocks of distances computed
+   from the points, no N x N matrix) against the dense CPU tree, on the clouds of 1, and PHdim
+   E(n) with ``algorithm="tiled"``.
+
 Timings (best of ``--repeats`` after a warm-up call of each engine; results come back to the host,
 so the GPU work is complete when the clock stops): PHdim at N=3000, d=512 and H0 at N=10,000 and
-30,000, d=256, device vs CPU, with the ratio and the device's peak allocated memory.
+30,000, d=256, device vs CPU, with the ratio and the device's peak allocated memory; and the
+tiled H0 at N=100k and 200k, d=128 (one call each), device vs the CPU's tiled engine.
 This is a script, not a test. ``--json PATH`` also writes every figure as JSON.
 """
 
@@ -128,6 +133,15 @@ def run_checks(rep: Report, device: str, quick: bool) -> None:
     }
     for name, (X, n_zero) in clouds.items():
         rep.step(f"H0 lengths, {name}", lambda name=name, X=X, z=n_zero: h0(name, X, n_zero=z))
+    def h0_tiled(name: str, X: np.ndarray) -> None:
+        # The tiled engine on the device (row blocks computed from the points, no N x N matrix)
+        # against the dense CPU tree.
+        ref = mst_edge_lengths(X, device="cpu", algorithm="dense")
+        got = mst_edge_lengths(X, device=device, algorithm="tiled")
+        rep.close(f"tiled H0 lengths, {name}", got, ref)
+
+    for name, (X, _) in clouds.items():
+        rep.step(f"tiled H0 lengths, {name}", lambda name=name, X=X: h0_tiled(name, X))
     Xp = _gaussian(400, 5, 4)
     Dp = np.sqrt(((Xp[:, None] - Xp[None]) ** 2).sum(-1))
     rep.step("H0 lengths, precomputed", lambda: h0("precomputed metric", Dp, "precomputed"))
@@ -145,6 +159,8 @@ def run_checks(rep: Report, device: str, quick: bool) -> None:
             torch.from_numpy(X).to(_torch_device(device)), n_repeats=3, seed=7, device=device
         )
         rep.close("PHdim from a device tensor", on_device.E, ref.E)
+        tiled = phdim(X, n_repeats=3, seed=7, device=device, algorithm="tiled")
+        rep.close("PHdim E(n), tiled on the device", tiled.E, ref.E)
 
     rep.step("PHdim", phdim_check)
 
@@ -194,6 +210,8 @@ def run_timings(rep: Report, device: str, quick: bool, repeats: int) -> None:
             ("PHdim N=3000 d=512", 3000, 512, "phdim"),
             ("H0 N=10000 d=256", 10_000, 256, "h0"),
             ("H0 N=30000 d=256", 30_000, 256, "h0"),
+            ("tiled H0 N=100k d=128", 100_000, 128, "h0 tiled"),
+            ("tiled H0 N=200k d=128", 200_000, 128, "h0 tiled"),
         ]
     print(f"\n{'task':24s} {'cpu s':>9s} {device + ' s':>12s} {'speedup':>8s} {'peak MiB':>9s}")
     for name, n, d, kind in rows:
@@ -202,13 +220,15 @@ def run_timings(rep: Report, device: str, quick: bool, repeats: int) -> None:
         def run(dev: str, X=X, kind=kind) -> float:
             if kind == "phdim":
                 return phdim(X, device=dev).dim
-            return float(mst_edge_lengths(X, device=dev).sum())
+            algorithm = "tiled" if kind == "h0 tiled" else "auto"
+            return float(mst_edge_lengths(X, device=dev, algorithm=algorithm).sum())
 
-        def timed(name=name, run=run) -> None:
-            t_cpu, v_cpu = _best_time(lambda: run("cpu"), repeats)
+        def timed(name=name, run=run, kind=kind) -> None:
+            tries = 1 if kind == "h0 tiled" else repeats  # minutes on the CPU: one call each
+            t_cpu, v_cpu = _best_time(lambda: run("cpu"), tries)
             if cuda:
                 torch.cuda.reset_peak_memory_stats(tdev)
-            t_dev, v_dev = _best_time(lambda: run(device), repeats)
+            t_dev, v_dev = _best_time(lambda: run(device), tries)
             peak = torch.cuda.max_memory_allocated(tdev) / 2**20 if cuda else None
             rep.timings.append(
                 {"task": name, "cpu_s": t_cpu, "device_s": t_dev, "speedup": t_cpu / t_dev,

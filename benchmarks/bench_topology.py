@@ -11,7 +11,8 @@ Three comparisons, each printed as one table row (reference, ours, ratio):
    (``ripser(maxdim=0)`` on every subsample + least squares) vs :func:`reptopo.topology.phdim`,
    on the same subsamples; both dimensions are printed too.
 2. H0 of a large cloud: ``gph.ripser_parallel(maxdim=0)`` vs
-   :func:`reptopo.topology.persistence_diagrams` ``(maxdim=0)``, each in its own spawned process so
+   :func:`reptopo.topology.persistence_diagrams` ``(maxdim=0, algorithm="dense")`` (the tiled
+   engine, which ``"auto"`` picks at this size, is in ``bench_scale.py``), each in its own spawned process so
    its peak resident memory (which, unlike tracemalloc, sees C++ allocations) can be measured:
    the peak mark is reset just before the calls (``/proc/self/clear_refs``; elsewhere the
    process peak ``ru_maxrss`` is used) and read back after them; "+N" is the growth over the RSS
@@ -105,7 +106,7 @@ def _h0_worker(engine: str, n: int, d: int, queue) -> None:
         if engine == "gph":
             dgm = gph.ripser_parallel(X, maxdim=0, n_threads=-1)["dgms"][0]
         else:
-            dgm = persistence_diagrams(X, maxdim=0)[0]
+            dgm = persistence_diagrams(X, maxdim=0, algorithm="dense")[0]  # tiled: bench_scale.py
         elapsed = min(elapsed, time.perf_counter() - t0)
     # VmHWM after a reset is the peak during the call; otherwise fall back to the process peak.
     peak = status_kib("VmHWM") if exact else None
@@ -197,10 +198,10 @@ def bench_exact_h0(kind: str, n: int, d: int) -> dict:
     for _ in range(2):  # alternating, best of two: first touches of fresh memory are slow on VMs
         with mock.patch.object(distances, "flag_ratio", lambda n_features: 0.0):  # flags nothing
             t0 = time.perf_counter()
-            unsettled = mst_edge_lengths(X)
+            unsettled = mst_edge_lengths(X, algorithm="dense")  # (the patch reaches the dense path)
             t_ref = min(t_ref, time.perf_counter() - t0)
         t0 = time.perf_counter()
-        exact = mst_edge_lengths(X)
+        exact = mst_edge_lengths(X, algorithm="dense")
         t_ours = min(t_ours, time.perf_counter() - t0)
     positive = exact > 0
     err = np.max(np.abs(unsettled - exact)[positive] / exact[positive])

@@ -55,6 +55,38 @@ def test_phdim_device(tmp_path, device, ok):
             validate_config(cfg)
 
 
+@pytest.mark.parametrize("sizes, message", [
+    ("[500]", "must be at least two strictly increasing subsample sizes"),
+    ("[900,500]", "must be at least two strictly increasing subsample sizes"),
+    ("[1,500]", "must be at least two strictly increasing subsample sizes"),
+    ("[500,1000,5000]", "the largest size 5000 exceeds sample.size=3000"),
+])
+def test_phdim_sizes_are_checked_against_the_sample(tmp_path, sizes, message):
+    cfg = compose_cfg(tmp_path, [f"topology.phdim.sizes={sizes}"])
+    with pytest.raises(ReptopoError, match=f"config key topology.phdim.sizes: .*{message}"):
+        validate_config(cfg)
+
+
+def test_phdim_sizes_and_algorithm_reach_the_engine_and_only_sizes_the_fingerprint(tmp_path):
+    import numpy as np
+
+    from reptopo.analysis.layers import analyze_layer
+    from reptopo.runtime.stamps import fingerprint
+
+    base = compose_cfg(tmp_path)
+    sized = compose_cfg(tmp_path, ["topology.phdim.sizes=[500,1000,2000,3000]"])
+    tiled = compose_cfg(tmp_path, ["topology.phdim.algorithm=tiled"])
+    assert validate_config(sized).topology.phdim.sizes == [500, 1000, 2000, 3000]
+    # null sizes and the engine choice leave the fingerprint as it was before these keys existed
+    assert fingerprint(tiled, "homology") == fingerprint(base, "homology") != fingerprint(sized, "homology")
+    X = np.random.default_rng(0).uniform(size=(3000, 3))
+    labels = np.arange(3000) % 3
+    res = analyze_layer(X, labels, validate_config(sized).topology, seed=0)
+    assert res.phdim.sizes.tolist() == [500, 1000, 2000, 3000] and res.phdim.algorithm == "dense"
+    res = analyze_layer(X, labels, validate_config(tiled).topology, seed=0)
+    assert res.phdim.algorithm == "tiled" and res.phdim.sizes[0] == 500
+
+
 @pytest.mark.parametrize("override, message", [
     ("data.mean=[0.5,0.5,0.5]", "config key data.mean: 3 values for data.in_chans=1 (expected one per image channel)"),
     ("data.std=[]", "config key data.std: 0 values for data.in_chans=1"),

@@ -9,7 +9,8 @@ from scipy.spatial.distance import cdist
 
 from reptopo.topology import mst_edge_lengths, mst_edges
 from reptopo.topology.distances import pairwise_distances, pairwise_distances_torch
-from reptopo.topology.mst import _boruvka_torch, _prim_cpu, _prim_numpy, _TreeEngine
+from reptopo.topology.boruvka import boruvka_torch as _boruvka_torch
+from reptopo.topology.mst import _prim_cpu, _prim_numpy, _TreeEngine
 
 ENGINES = ["cpu", "torch-cpu"]
 

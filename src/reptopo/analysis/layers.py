@@ -30,7 +30,7 @@ class LayerResult:
     class_betti: dict[int, list[int]] = field(default_factory=dict)
 
 
-def check_layer(X: np.ndarray, layer: str, n_needed: int) -> None:
+def check_layer(X: np.ndarray, layer: str, n_needed: int, sizes=None) -> None:
     """Raise one clear error for a layer that cannot be analysed (not real, non-finite, too small,
     constant)."""
     if X.dtype.kind not in "fiu":  # a complex cast to float would drop the imaginary part silently
@@ -40,7 +40,12 @@ def check_layer(X: np.ndarray, layer: str, n_needed: int) -> None:
     bad = int(np.size(X) - np.isfinite(X).sum())
     if bad:
         raise ReptopoError(f"layer {layer!r}: {bad} activation value(s) are NaN or infinite")
-    if X.shape[0] <= n_needed:
+    if sizes is not None and X.shape[0] < int(sizes[-1]):
+        raise ReptopoError(
+            f"layer {layer!r}: {X.shape[0]} samples, but topology.phdim.sizes asks for subsamples of up "
+            f"to {int(sizes[-1])} (raise sample.size or lower the sizes)"
+        )
+    if sizes is None and X.shape[0] <= n_needed:
         raise ReptopoError(
             f"layer {layer!r}: {X.shape[0]} samples, but the PHdim protocol needs more than "
             f"topology.phdim.n_start={n_needed} (raise sample.size or lower n_start)"
@@ -57,7 +62,7 @@ def analyze_layer(X: np.ndarray, labels: np.ndarray, topo_cfg, seed: int, layer:
     ``n_threads`` caps giotto-ph (-1 = all cores). A cloud the topology engine refuses (extreme
     scales, bad labels) raises one ``ReptopoError`` naming the layer."""
     X = np.asarray(X)
-    check_layer(X, layer, int(topo_cfg.phdim.n_start))
+    check_layer(X, layer, int(topo_cfg.phdim.n_start), topo_cfg.phdim.get("sizes"))
     try:
         return _analyze(X.astype(np.float64, copy=False), labels, topo_cfg, seed, n_threads)
     except ValueError as exc:
@@ -69,10 +74,12 @@ def _analyze(X: np.ndarray, labels: np.ndarray, topo_cfg, seed: int, n_threads: 
     dims = list(range(int(topo_cfg.maxdim) + 1))
     alpha = float(topo_cfg.alpha)
     lcfg = topo_cfg.lifespans
+    sizes = topo_cfg.phdim.get("sizes")
 
     ph = topology.phdim(
         X, n_start=int(topo_cfg.phdim.n_start), n_step=int(topo_cfg.phdim.n_step), alpha=alpha,
         n_repeats=int(topo_cfg.phdim.n_repeats), seed=seed, device=topo_cfg.phdim.get("device", "auto"),
+        sizes=None if sizes is None else [int(n) for n in sizes], algorithm=topo_cfg.phdim.get("algorithm", "auto"),
     )
 
     scaled = topology.minmax_scale(X) if lcfg.scale == "minmax" else X

@@ -28,6 +28,7 @@ CHOICES: dict[str, tuple] = {
     "attack.method": (None, "fgsm_targeted"),
     "topology.lifespans.scale": (None, "minmax"),
     "topology.lifespans.class_subsample": ("first", "random"),
+    "topology.phdim.algorithm": ("auto", "dense", "tiled"),
     # The paper experiments' finding checks (reptopo.paper.analyses.ANALYSES); null: none.
     "aggregate.analysis": (None, "e1", "e2", "e3", "e4", "e5", "e7", "naitzat"),
     "compare.diagram_metric": ("wasserstein", "bottleneck"),

@@ -29,13 +29,38 @@ STAGE_INPUTS = {
 CODE_REVISIONS = {"train": 1, "activations": 1, "homology": 2}
 
 
+# Keys inside those subtrees that do not decide the numbers: which engine computes the same tree.
+NOT_DECIDING = ("topology.phdim.algorithm",)
+# Keys added after fingerprints existed, with the value that reproduces the earlier numbers: left
+# out of the hash at that value, so earlier outputs keep their fingerprints.
+ADDED_KEYS = {"topology.phdim.sizes": None}
+
+
+def _drop(parts: dict, dotted: str, only_if=...) -> None:
+    """Remove the dotted key from the nested dict ``parts`` (only when it equals ``only_if``,
+    if given)."""
+    *path, last = dotted.split(".")
+    node = parts
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+        if node is None:
+            return
+    if isinstance(node, dict) and last in node and (only_if is ... or node[last] == only_if):
+        del node[last]
+
+
 def subtree_hash(cfg: DictConfig, stage: str) -> str:
-    """SHA-256 (hex) of the resolved config subtrees that decide ``stage`` (``STAGE_INPUTS``),
-    and of the stage's code revision (``CODE_REVISIONS``) from revision 2 on."""
+    """SHA-256 (hex) of the resolved config subtrees that decide ``stage`` (``STAGE_INPUTS``, less
+    ``NOT_DECIDING`` and the ``ADDED_KEYS`` at their neutral value), and of the stage's code
+    revision (``CODE_REVISIONS``) from revision 2 on."""
     if stage not in STAGE_INPUTS:
         raise ReptopoError(f"${{fp:{stage}}}: unknown stage; expected one of {sorted(STAGE_INPUTS)}")
     parts = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
              for k in STAGE_INPUTS[stage]}
+    for key in NOT_DECIDING:
+        _drop(parts, key)
+    for key, neutral in ADDED_KEYS.items():
+        _drop(parts, key, neutral)
     if CODE_REVISIONS[stage] > 1:
         parts["_code_revision"] = CODE_REVISIONS[stage]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()

@@ -170,8 +170,10 @@ class LifespansSchema:
 class PHDimSchema:
     n_start: int = ranged(">= 2")
     n_step: int = ranged(">= 1")
+    sizes: Optional[List[int]] = MISSING
     n_repeats: int = ranged(">= 1")
     device: str = MISSING
+    algorithm: str = MISSING
 
 
 @dataclass
@@ -305,7 +307,16 @@ def _check_cross_keys(cfg: DictConfig) -> None:
                            "and 1.0 as all of them); expected a fraction in (0, 1), a whole number >= 2 of "
                            "batches, or null for all")
     phdim = cfg.topology.phdim
-    if cfg.sample.size < phdim.n_start + phdim.n_step + 1:
+    if phdim.sizes is not None:
+        sizes = list(phdim.sizes)
+        if len(sizes) < 2 or any(b <= a for a, b in zip(sizes, sizes[1:])) or sizes[0] < 2:
+            raise ReptopoError(f"config key topology.phdim.sizes: {sizes} must be at least two strictly "
+                               "increasing subsample sizes >= 2 (or null for n_start/n_step)")
+        if sizes[-1] > cfg.sample.size:
+            raise ReptopoError(f"config key topology.phdim.sizes: the largest size {sizes[-1]} exceeds "
+                               f"sample.size={cfg.sample.size}, the points every layer has; expected <= "
+                               f"{cfg.sample.size}")
+    elif cfg.sample.size < phdim.n_start + phdim.n_step + 1:
         raise ReptopoError(
             f"config key sample.size: {cfg.sample.size} is too small for PHdim (topology.phdim.n_start="
             f"{phdim.n_start}, n_step={phdim.n_step}): the fit needs two subsample sizes below it, "

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from reptopo.topology._validation import as_points
+from reptopo.topology.distances import gram
 
 from ._checks import MIN_POINTS, paired
 
@@ -31,7 +32,7 @@ class _Centred:
 
     def gram(self) -> np.ndarray:
         if self._gram is None:
-            self._gram = self.Xc @ self.Xc.T
+            self._gram = gram(self.Xc)  # never one syrk at large n (an OpenBLAS crash)
         return self._gram
 
 

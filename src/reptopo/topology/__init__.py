@@ -24,7 +24,7 @@ from .descriptors import (
 from .intrinsic import gride_profile, intrinsic_dimension
 from .mst import mst_edge_lengths, mst_edges
 from .persistence import betti_curves, knn_betti_numbers, filtration_grid, max_finite_death, persistence_diagrams
-from .phdim import PHDimResult, phdim, phdim_sizes, phdim_subsample_indices
+from .phdim import PHDimResult, phdim, phdim_log_sizes, phdim_sizes, phdim_subsample_indices
 
 __all__ = [
     "persistence_diagrams",
@@ -39,6 +39,7 @@ __all__ = [
     "phdim",
     "PHDimResult",
     "phdim_sizes",
+    "phdim_log_sizes",
     "phdim_subsample_indices",
     "intrinsic_dimension",
     "gride_profile",

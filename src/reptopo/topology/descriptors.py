@@ -21,6 +21,7 @@ from ._validation import (
     check_int,
     resolve_device,
 )
+from ._budget import choose_algorithm
 from .mst import _TreeEngine
 from .persistence import _diagrams
 
@@ -86,7 +87,8 @@ def _lifespans_cloud(
     """L_k of one validated cloud for every k in ``dims`` from one diagram computation."""
     if max(dims) == 0:
         # H0 only: the MST edge lengths are the finite bars; no giotto-ph call needed.
-        _, _, lengths = _TreeEngine(X, None, engine).tree()
+        algorithm = choose_algorithm("auto", X.shape[0], engine)
+        _, _, lengths = _TreeEngine(X, None, engine, algorithm).tree()
         return np.array([0.5 * np.sum(lengths**alpha)])
     dgms = _diagrams(X, max(dims), "euclidean", n_threads, engine)
     return lifespans_from_diagrams(dgms, dims, alpha)

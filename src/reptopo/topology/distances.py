@@ -34,6 +34,7 @@ __all__ = [
     "pairwise_distances_torch",
     "symmetrize_upper_",
     "edge_lengths",
+    "gram",
 ]
 
 #: Bound on the relative error of every entry of the distance matrices built here.
@@ -153,6 +154,34 @@ def _centred(X):
     return Xc, (Xc * Xc).sum(dim=1)
 
 
+# Up to this many rows one BLAS syrk (numpy's A @ A.T) builds the Gram matrix. Beyond, blocks:
+# the OpenBLAS 0.3.23 of the numpy 1.26 wheels segfaults inside A @ A.T for large n (numpy issue
+# 19685; here from n = 20,000 at d = 200 and n = 24,000 at d = 128, never below 18,000).
+_SYRK_MAX_ROWS = 8192
+_GRAM_BLOCK = 2048
+
+
+def gram(A: np.ndarray) -> np.ndarray:
+    """``A @ A.T``, exactly symmetric, float64 (n, n) for ``A`` of shape (n, d).
+
+    One syrk up to ``_SYRK_MAX_ROWS`` rows; beyond, GEMMs on the upper-triangle blocks, each
+    copied to its mirror block (so the result stays exactly symmetric, as syrk's is).
+    """
+    n = A.shape[0]
+    if n <= _SYRK_MAX_ROWS:
+        return A @ A.T
+    G = np.empty((n, n), dtype=np.result_type(A.dtype, np.float64))
+    Bt = np.ascontiguousarray(A.T)  # a separate buffer: numpy then calls GEMM, never syrk
+    b = _GRAM_BLOCK
+    for r0 in range(0, n, b):
+        r1 = min(r0 + b, n)
+        G[r0:r1, r0:] = A[r0:r1] @ Bt[:, r0:]
+        diag = G[r0:r1, r0:r1]
+        diag[...] = np.triu(diag) + np.triu(diag, 1).T  # a GEMM block need not be symmetric
+        G[r1:, r0:r1] = G[r0:r1, r1:].T
+    return G
+
+
 def _flagged_by_blocks(D, sq, kappa, xp):
     """All flagged pairs (i < j), in row blocks of about 4M entries (numpy or torch ``xp``):
     int64 host arrays."""
@@ -190,7 +219,7 @@ class _NumpyOps:
         """(D, sq, flagged): the centred GEMM matrix of ``X``, its squared centred norms, and
         ``None`` when no entry is flagged, else (component labels, the flagged pairs or None)."""
         Xc, sq = _centred(X)
-        G = Xc @ Xc.T  # the only n x n allocation (numpy uses syrk for A @ A.T); the rest in place
+        G = gram(Xc)  # the only n x n allocation; the rest in place
         kernel = _gram_kernel()
         if kernel is not None:
             parent = np.arange(G.shape[0], dtype=np.int64)

@@ -28,6 +28,7 @@ import numpy as np
 
 from ._jit import compiled
 
+from ._budget import check_algorithm, check_memory_limit, choose_algorithm
 from ._validation import as_input, resolve_device
 from .distances import (
     edge_lengths,
@@ -35,6 +36,8 @@ from .distances import (
     pairwise_distances_torch,
     symmetrize_upper_,
 )
+from .boruvka import boruvka_torch
+from .tiled import tiled_mst
 
 __all__ = ["mst_edges", "mst_edge_lengths"]
 
@@ -152,109 +155,6 @@ def _prim_cpu(
     return parent_out.astype(np.intp, copy=False), child_out.astype(np.intp, copy=False)
 
 
-# Temporary (rows x n) float64 block of one Borůvka pass, in elements: 2**25 = 256 MiB, small
-# next to the N x N matrix it is cut from.
-_BORUVKA_BLOCK_ELEMS = 2**25
-
-
-def _boruvka_torch(D, idx=None, block_elems: int = _BORUVKA_BLOCK_ELEMS):
-    """Borůvka MST of ``D[idx][:, idx]`` on ``D.device``: O(log n) vectorised passes.
-
-    Prim needs n sequential steps, which on a GPU means n rounds of tiny kernel launches (slower
-    than the numba loop on CPU). Borůvka instead, in each pass, finds for every component its
-    cheapest edge to another component with row-wise minima over the whole block (one masked
-    min per row block), then merges along those edges; every pass at least halves the number
-    of components, so a tree on n points takes at most ceil(log2 n) passes, each a handful of
-    kernels and one small host transfer.
-
-    Ties are broken by a strict total order on edges, (weight, min(i, j), max(i, j)), which
-    makes the minimum spanning tree unique, so the edges chosen in one pass never close a cycle
-    (the classic Borůvka pitfall with equal weights, e.g. duplicate points at distance 0).
-
-    Parameters
-    ----------
-    D : torch.Tensor, float64, shape (N, N)
-        Exactly symmetric distance matrix (see :func:`~.distances.symmetrize_upper_`); only rows
-        ``idx`` and columns ``idx`` are read.
-    idx : torch.Tensor of int64 on ``D.device``, shape (n,), optional
-        Vertices of the sub-graph (global row numbers in ``D``); ``None``: all of ``D``.
-    block_elems : int
-        Rows are processed in blocks of ``block_elems // n`` rows, so the temporary masked
-        (rows x n) block stays small next to ``D``.
-
-    Returns
-    -------
-    parent, child : np.ndarray of intp, shape (n - 1,)
-        Tree edges as *local* positions in ``idx`` (or rows of ``D``), in the order the passes
-        add them; ``parent < child`` for every edge.
-    """
-    import torch
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    dev = D.device
-    n = D.shape[0] if idx is None else int(idx.shape[0])
-    if n < 2:
-        empty = np.empty(0, dtype=np.intp)
-        return empty, empty.copy()
-    g = None if idx is None else idx.to(device=dev, dtype=torch.int64)
-    rows_per_block = max(1, block_elems // n)
-    local = torch.arange(n, device=dev)
-    no_edge = torch.iinfo(torch.int64).max
-    comp = np.arange(n, dtype=np.int64)  # component label (0..n_comp-1) of each vertex, on the host
-    found: list[np.ndarray] = []  # edge codes a * n + b, a < b, one array per pass
-    n_comp = n
-    while n_comp > 1:
-        comp_dev = torch.from_numpy(comp).to(dev)
-        # Cheapest edge out of each vertex's component: weight, and the smallest partner index
-        # among equal weights (argmin returns the first minimum), which is the (a, b)-smallest.
-        best_w = torch.empty(n, dtype=D.dtype, device=dev)
-        best_j = torch.empty(n, dtype=torch.int64, device=dev)
-        for start in range(0, n, rows_per_block):
-            stop = min(start + rows_per_block, n)
-            same = comp_dev[start:stop, None] == comp_dev[None, :]
-            if g is None:
-                block = D[start:stop].masked_fill(same, float("inf"))  # a copy; D is untouched
-            else:
-                # One gather straight to rows x n (index_select by rows first would build a
-                # rows x N block), then masked in place.
-                block = D[g[start:stop, None], g[None, :]]
-                block.masked_fill_(same, float("inf"))
-            j = torch.argmin(block, dim=1)
-            best_j[start:stop] = j
-            best_w[start:stop] = block.gather(1, j[:, None]).squeeze(1)
-            del block, same
-        # Per component: the minimum weight, then among its vertices attaining it the smallest
-        # code (min(i, j), max(i, j)); labels are vertex numbers, so n slots suffice.
-        comp_w = torch.full((n,), float("inf"), dtype=D.dtype, device=dev)
-        comp_w.scatter_reduce_(0, comp_dev, best_w, reduce="amin")
-        if not bool(torch.isfinite(comp_w[comp_dev]).all()):
-            # Masked entries are inf too, so an inf distance would pass for "no edge".
-            raise ValueError(
-                "the distance matrix has inf entries (squared norms overflow float64 for "
-                "coordinates beyond ~1e154): rescale X"
-            )
-        a = torch.minimum(local, best_j)
-        b = torch.maximum(local, best_j)
-        code = torch.where(best_w == comp_w[comp_dev], a * n + b, no_edge)
-        comp_code = torch.full((n,), no_edge, dtype=torch.int64, device=dev)
-        comp_code.scatter_reduce_(0, comp_dev, code, reduce="amin")
-        codes = torch.unique(comp_code[comp_code != no_edge]).cpu().numpy()
-        ea, eb = codes // n, codes % n
-        found.append(codes)
-        # Merge the components along the new edges: a small graph on the labels 0..n_comp-1
-        # (connected_components numbers its output labels the same compact way).
-        graph = coo_matrix((np.ones(codes.size), (comp[ea], comp[eb])), shape=(n_comp, n_comp))
-        n_comp, merged = connected_components(graph, directed=False)
-        comp = merged[comp].astype(np.int64, copy=False)
-    codes = np.concatenate(found)
-    if codes.size != n - 1:  # a cycle: only possible if D is not exactly symmetric
-        raise RuntimeError(
-            f"Borůvka returned {codes.size} edges for {n} points: D must be exactly symmetric"
-        )
-    return (codes // n).astype(np.intp), (codes % n).astype(np.intp)
-
-
 class _TreeEngine:
     """One dense distance matrix (numpy or torch) plus exact MSTs of any subset of its points.
 
@@ -262,11 +162,16 @@ class _TreeEngine:
     input was a precomputed distance matrix, whose entries are then the exact lengths).
     """
 
-    def __init__(self, X: np.ndarray | None, D: np.ndarray | None, engine: str):
+    def __init__(self, X: np.ndarray | None, D: np.ndarray | None, engine: str, algorithm: str = "dense"):
         self.X = X
         self.engine = engine
+        self.algorithm = algorithm
         self.D_np = D  # only for metric="precomputed": the exact lengths
-        if engine == "numpy":
+        if algorithm == "tiled":
+            if X is None:
+                raise ValueError('algorithm="tiled" needs points, not a precomputed distance matrix')
+            self.D = None  # distances only ever exist one tile at a time
+        elif engine == "numpy":
             self.D = D if D is not None else pairwise_distances(X)
         else:
             import torch
@@ -283,13 +188,17 @@ class _TreeEngine:
             self._device = dev
 
     @classmethod
-    def from_input(cls, X: np.ndarray, metric: str, engine: str) -> "_TreeEngine":
+    def from_input(cls, X: np.ndarray, metric: str, engine: str, algorithm: str = "dense") -> "_TreeEngine":
         if metric == "precomputed":
+            if algorithm == "tiled":
+                raise ValueError('algorithm="tiled" needs points, not metric="precomputed"')
             return cls(None, X, engine)
-        return cls(X, None, engine)
+        return cls(X, None, engine, algorithm)
 
     def dense_numpy(self) -> np.ndarray:
         """The distance matrix as a float64 numpy array (no copy on the numpy engine)."""
+        if self.D is None:
+            raise ValueError('the tiled engine holds no distance matrix (H1 needs algorithm="dense")')
         if self.engine == "numpy":
             return self.D
         return self.D.cpu().numpy()
@@ -304,13 +213,15 @@ class _TreeEngine:
         lengths : np.ndarray, float64, shape (n - 1,)
             Exact edge lengths, in the order the engine adds the edges.
         """
-        if self.engine == "numpy":
+        if self.algorithm == "tiled":
+            p, c = tiled_mst(self.X if idx is None else self.X[idx], self.engine)
+        elif self.engine == "numpy":
             p, c = _prim_cpu(self.D, idx)
         else:
             import torch
 
             tidx = None if idx is None else torch.as_tensor(idx, device=self._device)
-            p, c = _boruvka_torch(self.D, tidx)
+            p, c = boruvka_torch(self.D, tidx)
         if idx is not None:
             idx = np.asarray(idx, dtype=np.intp)
             p, c = idx[p], idx[c]
@@ -322,7 +233,12 @@ class _TreeEngine:
 
 
 def mst_edges(
-    X: Any, *, metric: str = "euclidean", device: str = "auto"
+    X: Any,
+    *,
+    metric: str = "euclidean",
+    device: str = "auto",
+    algorithm: str = "auto",
+    memory_limit: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Euclidean minimum spanning tree of a point cloud.
 
@@ -334,6 +250,13 @@ def mst_edges(
     device : {"auto", "cpu", "torch-cpu", "cuda"}
         Engine for the distance matrix and the tree (see
         :func:`reptopo.topology._validation.resolve_device`). Lengths are always exact float64.
+    algorithm : {"auto", "dense", "tiled"}
+        "dense" builds the N x N matrix (8 N^2 bytes); "tiled" never holds more than two
+        ``block x block`` tiles of it (:mod:`~.tiled`), O(N d) memory. Both give the exact tree.
+        "auto" (see :func:`~._budget.choose_algorithm`): dense up to ``DENSE_MAX_POINTS`` points
+        on CPU while the matrix fits in ``memory_limit``, tiled beyond.
+    memory_limit : float, optional
+        Bytes "auto" may spend on the matrix; default half of the memory available now.
 
     Returns
     -------
@@ -343,20 +266,33 @@ def mst_edges(
         Exact edge lengths ``||x_i - x_j||`` in the units of ``X``, ascending.
     """
     X = as_input(X, metric, min_points=1)
-    eng = _TreeEngine.from_input(X, metric, resolve_device(device))
+    engine = resolve_device(device)
+    check_algorithm(algorithm)
+    memory_limit = check_memory_limit(memory_limit)
+    if metric == "precomputed" and algorithm != "tiled":
+        algorithm = "dense"  # the matrix is already there
+    algorithm = choose_algorithm(algorithm, X.shape[0], engine, memory_limit)
+    eng = _TreeEngine.from_input(X, metric, engine, algorithm)
     i, j, lengths = eng.tree()
     order = np.argsort(lengths, kind="stable")
     return np.stack([i[order], j[order]], axis=1), lengths[order]
 
 
-def mst_edge_lengths(X: Any, *, metric: str = "euclidean", device: str = "auto") -> np.ndarray:
+def mst_edge_lengths(
+    X: Any,
+    *,
+    metric: str = "euclidean",
+    device: str = "auto",
+    algorithm: str = "auto",
+    memory_limit: float | None = None,
+) -> np.ndarray:
     """Sorted edge lengths of the Euclidean MST = the finite H0 deaths of VR(X).
 
     Parameters
     ----------
     X : array-like or torch.Tensor, shape (n_points, n_features)
         Point cloud (or distance matrix with ``metric="precomputed"``).
-    metric, device
+    metric, device, algorithm, memory_limit
         As in :func:`mst_edges`.
 
     Returns
@@ -364,4 +300,4 @@ def mst_edge_lengths(X: Any, *, metric: str = "euclidean", device: str = "auto")
     np.ndarray, float64, shape (n_points - 1,)
         Ascending; zeros for duplicate points are included (they are zero-length H0 bars).
     """
-    return mst_edges(X, metric=metric, device=device)[1]
+    return mst_edges(X, metric=metric, device=device, algorithm=algorithm, memory_limit=memory_limit)[1]

@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ._budget import check_algorithm, check_memory_limit, choose_algorithm
 from ._validation import as_input, check_int, resolve_device
 from .mst import _TreeEngine
 
@@ -38,10 +39,24 @@ def _sorted_bars(dgm: np.ndarray) -> np.ndarray:
 
 
 def _diagrams(
-    X: np.ndarray, maxdim: int, metric: str, n_threads: int, engine: str
+    X: np.ndarray,
+    maxdim: int,
+    metric: str,
+    n_threads: int,
+    engine: str,
+    algorithm: str = "auto",
+    memory_limit: int | None = None,
 ) -> list[np.ndarray]:
     """:func:`persistence_diagrams` on validated input (no checks repeated)."""
-    eng = _TreeEngine.from_input(X, metric, engine)
+    if maxdim >= 1 or metric == "precomputed":
+        if algorithm == "tiled":
+            raise ValueError(
+                'algorithm="tiled" computes H0 only (maxdim=0) from points: H1 and above, and a '
+                'precomputed matrix, need the dense matrix (algorithm="dense" or "auto")'
+            )
+        algorithm = "dense"
+    algorithm = choose_algorithm(algorithm, X.shape[0], engine, memory_limit)
+    eng = _TreeEngine.from_input(X, metric, engine, algorithm)
     _, _, lengths = eng.tree()
     dgms = [_h0_diagram(lengths)]
     if maxdim == 0:
@@ -72,6 +87,8 @@ def persistence_diagrams(
     metric: str = "euclidean",
     n_threads: int = -1,
     device: str = "auto",
+    algorithm: str = "auto",
+    memory_limit: float | None = None,
 ) -> list[np.ndarray]:
     """Persistence diagrams of the full Vietoris–Rips filtration of a point cloud (no threshold).
 
@@ -92,6 +109,11 @@ def persistence_diagrams(
         Threads for giotto-ph in dimensions >= 1 (-1: all cores).
     device : {"auto", "cpu", "torch-cpu", "cuda"}
         Engine for the distance matrix and the MST (H1+ always runs on CPU in giotto-ph).
+    algorithm : {"auto", "dense", "tiled"}
+        H0's engine (see :func:`~.mst.mst_edges`); "tiled" (no N x N matrix) needs
+        ``maxdim=0``, and "auto" is dense whenever H1+ is asked for.
+    memory_limit : float, optional
+        Bytes "auto" may spend on the matrix (default: half of the memory available).
 
     Returns
     -------
@@ -106,7 +128,9 @@ def persistence_diagrams(
     if n_threads == 0:
         raise ValueError("n_threads must be -1 (all cores) or >= 1, got 0")
     X = as_input(X, metric, min_points=1)
-    return _diagrams(X, maxdim, metric, n_threads, resolve_device(device))
+    check_algorithm(algorithm)
+    return _diagrams(X, maxdim, metric, n_threads, resolve_device(device), algorithm,
+                     check_memory_limit(memory_limit))
 
 
 def _check_diagrams(diagrams: Any) -> list[np.ndarray]:

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from ._budget import check_algorithm, check_memory_limit, choose_algorithm
 from ._validation import as_points, check_alpha, check_int, resolve_device
 from .mst import _TreeEngine
 
-__all__ = ["PHDimResult", "phdim", "phdim_sizes", "phdim_subsample_indices"]
+__all__ = ["PHDimResult", "phdim", "phdim_sizes", "phdim_log_sizes", "phdim_subsample_indices"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,6 +51,9 @@ class PHDimResult:
     seed : int or None
     engine : str
         ``"numpy"``, ``"torch-cpu"`` or ``"cuda[:N]"``: where distances and the trees ran.
+    algorithm : str
+        ``"dense"``: one N x N matrix shared by every subsample; ``"tiled"``: no N x N matrix,
+        each subsample's tree on its own (dense when its n x n block fits, else tiled).
     """
 
     dim: float
@@ -63,6 +67,7 @@ class PHDimResult:
     n_repeats: int
     seed: int | None
     engine: str
+    algorithm: str = "dense"
 
 
 def phdim_sizes(n_points: int, n_start: int = 500, n_step: int = 350) -> np.ndarray:
@@ -76,6 +81,43 @@ def phdim_sizes(n_points: int, n_start: int = 500, n_step: int = 350) -> np.ndar
     n_start = check_int(n_start, "n_start", 2)
     n_step = check_int(n_step, "n_step", 1)
     return np.arange(n_start, n_points, n_step, dtype=np.int64)
+
+
+def phdim_log_sizes(n_min: int, n_max: int, num: int) -> np.ndarray:
+    """About ``num`` log-spaced subsample sizes from ``n_min`` to ``n_max`` (both included),
+    rounded to integers, duplicates dropped: for large N, where the protocol's arithmetic
+    sizes would be hundreds of steps of 350.
+
+    Returns
+    -------
+    np.ndarray of int64, shape (<= num,), strictly increasing.
+    """
+    n_min = check_int(n_min, "n_min", 2)
+    n_max = check_int(n_max, "n_max", n_min + 1)
+    num = check_int(num, "num", 2)
+    return np.unique(np.rint(np.geomspace(n_min, n_max, num)).astype(np.int64))
+
+
+def check_sizes(sizes: Any, n_points: int) -> np.ndarray:
+    """Validate explicit subsample sizes: integers, strictly increasing, at least two, each in
+    [2, n_points]. Returns them as a read-only-able int64 array."""
+    try:
+        arr = np.asarray(sizes)
+    except Exception:  # noqa: BLE001 - reported below
+        arr = np.asarray([], dtype=object)
+    if arr.ndim != 1 or arr.size < 2 or arr.dtype.kind not in "iu" and not (
+        arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.rint(arr))
+    ):
+        raise ValueError(f"sizes must be a list of at least two integers, got {sizes!r}")
+    arr = arr.astype(np.int64)
+    if np.any(np.diff(arr) <= 0):
+        raise ValueError(f"sizes must be strictly increasing, got {arr.tolist()}")
+    if arr[0] < 2 or arr[-1] > n_points:
+        raise ValueError(
+            f"sizes must lie in [2, n_points={n_points}] (a subsample has at least 2 points and "
+            f"at most all of X), got {arr[0]}..{arr[-1]}"
+        )
+    return arr
 
 
 def phdim_subsample_indices(
@@ -124,6 +166,10 @@ def phdim(
     n_repeats: int = 1,
     seed: int | None = 0,
     device: str = "auto",
+    *,
+    sizes: Any = None,
+    algorithm: str = "auto",
+    memory_limit: float | None = None,
 ) -> PHDimResult:
     """0-dimensional persistent-homology fractal dimension (PHdim) of a point cloud.
 
@@ -144,6 +190,16 @@ def phdim(
     device : {"auto", "cpu", "torch-cpu", "cuda"}
         ``"auto"``: CUDA (torch) when available, else the CPU (numpy/numba) engine. Results agree
         to float tolerance across engines (E(n) uses exact float64 edge lengths in every case).
+    sizes : sequence of int, optional
+        Explicit subsample sizes (strictly increasing, at least two, each in [2, N]), e.g.
+        :func:`phdim_log_sizes`; ``n_start`` and ``n_step`` are then unused. Default: the
+        protocol's ``n_start, n_start + n_step, ... < N``.
+    algorithm : {"auto", "dense", "tiled"}
+        "dense": one N x N matrix for all subsamples (8 N^2 bytes); "tiled": none, each
+        subsample's tree on its own (its n x n block when that fits, else the tiled engine).
+        "auto": dense while the N x N matrix fits in ``memory_limit``. Same E(n) either way.
+    memory_limit : float, optional
+        Bytes the matrices may take; default half of the memory available now.
 
     Returns
     -------
@@ -162,13 +218,18 @@ def phdim(
     alpha = check_alpha(alpha)
     n_repeats = check_int(n_repeats, "n_repeats", 1)
     engine = resolve_device(device)
+    check_algorithm(algorithm)
+    memory_limit = check_memory_limit(memory_limit)
     N = X.shape[0]
-    if N <= n_start:
+    if sizes is not None:
+        sizes = check_sizes(sizes, N)
+    elif N <= n_start:
         raise ValueError(
             f"X has {N} points, but phdim needs more than n_start={n_start} "
             f"(subsample sizes n_start, n_start + n_step, ... must stay below N)"
         )
-    sizes = phdim_sizes(N, n_start, n_step)
+    if sizes is None:
+        sizes = phdim_sizes(N, n_start, n_step)
     if sizes.size < 2:
         raise ValueError(
             f"X has {N} points: with n_start={n_start} and n_step={n_step} there is only one "
@@ -181,13 +242,19 @@ def phdim(
             f"undefined"
         )
 
-    eng = _TreeEngine(X, None, engine)
+    shared = choose_algorithm(algorithm, N, engine, memory_limit, many_trees=True)
+    eng = _TreeEngine(X, None, engine, shared)
     subsamples = phdim_subsample_indices(N, sizes, n_repeats, seed)
     E = np.empty((sizes.size, n_repeats), dtype=np.float64)
     for s, per_size in enumerate(subsamples):
         for r, idx in enumerate(per_size):
             # Sorted rows make the row reads cache-friendly; the tree does not depend on order.
-            _, _, lengths = eng.tree(np.sort(idx))
+            idx = np.sort(idx)
+            if shared == "dense":
+                _, _, lengths = eng.tree(idx)
+            else:  # no N x N matrix: this subsample's own n x n block if it fits, else tiles
+                own = "tiled" if algorithm == "tiled" else choose_algorithm("auto", idx.size, engine, memory_limit)
+                _, _, lengths = _TreeEngine(X[idx], None, engine, own).tree()
             E[s, r] = np.sum(lengths**alpha)
     del eng  # release the N x N matrix before fitting
 
@@ -219,4 +286,5 @@ def phdim(
         n_repeats=n_repeats,
         seed=seed,
         engine=engine,
+        algorithm=shared,
     )
