@@ -145,6 +145,9 @@ def test_auto_switches_by_size_and_memory():
     assert choose("auto", _budget.DENSE_MAX_POINTS + 1, "numpy", memory_limit=2**40) == "tiled"
     assert choose("auto", 20_000, "numpy", memory_limit=2**40, many_trees=True) == "dense"
     assert choose("tiled", 10, "numpy") == "tiled" and choose("dense", 10**6, "numpy") == "dense"
+    # torch's tiles recompute every distance in each pass: there dense while it fits
+    assert choose("auto", 20_000, "torch-cpu", memory_limit=2**40) == "dense"
+    assert choose("auto", 20_000, "torch-cpu", memory_limit=2**30) == "tiled"
     assert _budget.available_memory() > 0
 
 
@@ -207,3 +210,31 @@ def test_a_dense_matrix_where_one_syrk_used_to_segfault():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-1000:]}"
     assert proc.stdout.split() == ["20000", "0.0"]
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_cgroup_limits_count_the_tightest_group_and_not_the_page_cache(tmp_path, monkeypatch, version):
+    # A job's group (2 GiB, 1.5 GiB used of which 0.5 GiB is page cache) inside a parent of 8 GiB.
+    GiB = 2**30
+    if version == "v1":
+        (tmp_path / "proc").write_text("4:memory:/slurm/job_1\n1:cpu:/\n")
+        root, names = tmp_path / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+        (root).mkdir()
+        (root / names[0]).write_text("9223372036854771712\n")  # the root: no limit
+        (root / names[1]).write_text(f"{20 * GiB}\n")
+    else:
+        (tmp_path / "proc").write_text("0::/slurm/job_1\n")
+        root, names = tmp_path, ("memory.max", "memory.current", "inactive_file")
+    for sub, limit, used, cache in [("slurm", 8 * GiB, 3 * GiB, 0), ("slurm/job_1", 2 * GiB, 3 * GiB // 2, GiB // 2)]:
+        folder = root / sub
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / names[0]).write_text(f"{limit}\n")
+        (folder / names[1]).write_text(f"{used}\n")
+        (folder / "memory.stat").write_text(f"cache 1\n{names[2]} {cache}\n")
+    monkeypatch.setattr(_budget, "_PROC_CGROUP", str(tmp_path / "proc"))
+    monkeypatch.setattr(_budget, "_CGROUP_ROOT", str(tmp_path))
+    assert _budget._cgroup_room() == GiB  # 2 GiB - (1.5 - 0.5) GiB, tighter than the parent's 5 GiB
+    assert _budget.available_memory() <= GiB
+    # ... so "auto" keeps a 12,000-point matrix (1.2 GB) out of it.
+    assert _budget.choose_algorithm("auto", 3000, "numpy", many_trees=True) == "dense"
+    assert _budget.choose_algorithm("auto", 12_000, "numpy", many_trees=True) == "tiled"

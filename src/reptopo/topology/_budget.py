@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any
 
 __all__ = [
@@ -43,22 +44,69 @@ def _proc_field_kib(path: str, field: str) -> int | None:
             for line in fh:
                 if line.startswith(field + ":"):
                     return int(line.split()[1])
-    except OSError:
+    except (OSError, ValueError):
         pass
     return None
 
 
+# Where the cgroup files are (module constants, so a test can point them at a fake tree).
+_PROC_CGROUP = "/proc/self/cgroup"
+_CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def _stat_field(path: str, key: str) -> int:
+    try:
+        with open(path) as fh:
+            for line in fh:
+                name, _, value = line.partition(" ")
+                if name == key and value.strip().isdigit():
+                    return int(value)
+    except OSError:
+        pass
+    return 0
+
+
+def _cgroup_room() -> int | None:
+    """Bytes left under this process's memory cgroups (v1 or v2, its own and every parent's
+    limit, e.g. a SLURM job's), not counting reclaimable page cache; None without a limit."""
+    try:
+        with open(_PROC_CGROUP) as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    rooms = []
+    for line in lines:
+        hierarchy, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if hierarchy == "0" and controllers == "":
+            base, files = _CGROUP_ROOT, ("memory.max", "memory.current", "inactive_file")
+        elif "memory" in controllers.split(","):
+            base = os.path.join(_CGROUP_ROOT, "memory")
+            files = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+        else:
+            continue
+        while True:  # from the process's own group up to the root: a parent's limit binds too
+            folder = os.path.join(base, path.strip("/"))
+            limit, used = _read_int(os.path.join(folder, files[0])), _read_int(os.path.join(folder, files[1]))
+            if limit is not None and used is not None and limit < 2**60:  # v1 writes "no limit" as ~2**63
+                cache = _stat_field(os.path.join(folder, "memory.stat"), files[2])
+                rooms.append(max(limit - max(used - cache, 0), 0))
+            if path.strip("/") == "":
+                break
+            path = os.path.dirname(path.rstrip("/"))
+    return min(rooms) if rooms else None
+
+
 def available_memory() -> int | None:
-    """Bytes this process can still allocate: the least of the system's MemAvailable, the
-    cgroup's limit minus its usage, and the address-space limit (``ulimit -v``) minus this
-    process's size; None where none of them can be read (not Linux)."""
+    """Bytes this process can still allocate: the least of the system's MemAvailable, the room
+    left under its memory cgroups (:func:`_cgroup_room`), and the address-space limit
+    (``ulimit -v``) minus this process's size; None where none of them can be read (not Linux)."""
     found = []
     kib = _proc_field_kib("/proc/meminfo", "MemAvailable")
     if kib is not None:
         found.append(kib * 1024)
-    limit, used = _read_int("/sys/fs/cgroup/memory.max"), _read_int("/sys/fs/cgroup/memory.current")
-    if limit is not None and used is not None:
-        found.append(max(limit - used, 0))
+    room = _cgroup_room()
+    if room is not None:
+        found.append(room)
     try:
         import resource
 
@@ -99,8 +147,9 @@ def choose_algorithm(
 ) -> str:
     """Resolve ``algorithm`` ("auto", "dense", "tiled") to "dense" or "tiled".
 
-    ``"auto"``: dense while its matrix (:func:`dense_bytes`) fits in the budget and, on CPU, for a
-    single tree (``many_trees=False``) while ``n_points <= DENSE_MAX_POINTS``; tiled otherwise.
+    ``"auto"``: dense while its matrix (:func:`dense_bytes`) fits in the budget and, on the numba
+    CPU engine, for a single tree (``many_trees=False``) while ``n_points <= DENSE_MAX_POINTS``;
+    tiled otherwise.
     With ``many_trees`` (PHdim: one matrix shared by every subsample) the matrix is worth
     building whenever it fits. The budget is ``memory_limit`` bytes, else half of what the
     device has free (:func:`available_memory`; the GPU's free memory on CUDA).
@@ -114,6 +163,12 @@ def choose_algorithm(
         budget = free // 2 if free is not None else 4 * 2**30
     if dense_bytes(n_points) > budget:
         return "tiled"
-    if many_trees or engine.startswith("cuda"):
+    if many_trees or engine != "numpy":
+        # The threshold was measured against the numba tiles; torch's tiled Borůvka recomputes
+        # every distance in each of its ~log2 N passes, so there dense wins while it fits.
+        return "dense"
+    from .tiled import _kernels
+
+    if _kernels() is None:  # without numba the tiles run on torch: same as above
         return "dense"
     return "dense" if n_points <= DENSE_MAX_POINTS else "tiled"

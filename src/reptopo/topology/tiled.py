@@ -22,7 +22,9 @@ CPU (numba kernels):
    different tiles), so the result is always a spanning tree.
 
 torch (CUDA, or CPU tensors for tests): the dense engine's Borůvka, with each row block of
-distances computed from the points on the fly instead of read from a stored matrix.
+distances computed from the points on the fly instead of read from a stored matrix. Each of its
+at most log2 N passes redoes the N^2 d GEMM (and recomputes the entries the GEMM cannot
+resolve), which a GPU affords; on CPU the candidate lists above avoid that.
 
 Exactness is the dense engine's: every tile entry is settled to within ``REL_ERROR`` (entries
 the GEMM cannot resolve, see :func:`~.distances.flag_ratio`, are recomputed as
@@ -40,19 +42,12 @@ import numpy as np
 from .boruvka import boruvka_torch
 from .distances import REL_ERROR, _centred, flag_ratio
 
-__all__ = ["tiled_mst", "TILE_BLOCK", "TILE_K", "tiled_bytes"]
+__all__ = ["tiled_mst", "TILE_BLOCK", "TILE_K"]
 
 #: Rows (and columns) of one distance tile: 2048^2 float64 = 32 MiB.
 TILE_BLOCK = 2048
 #: Nearest-neighbour candidates kept per point.
 TILE_K = 16
-
-
-def tiled_bytes(n_points: int, n_features: int, block: int = TILE_BLOCK, k: int = TILE_K) -> int:
-    """Peak working memory of :func:`tiled_mst` in bytes (the point copies, the candidate lists,
-    two tiles and the round arrays), the figure ``method="auto"`` compares with the budget."""
-    b = min(block, max(n_points, 1))
-    return int(8 * 3 * n_points * n_features + 16 * n_points * k + 8 * 2 * b * b + 64 * n_points)
 
 
 # --------------------------------------------------------------------------- numba kernels
