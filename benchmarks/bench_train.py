@@ -1,0 +1,133 @@
+"""The train stage's Lightning loop against a plain PyTorch loop: images per second, same model.
+
+Run from the repository root, on an otherwise idle machine::
+
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_train.py          # ~3 min on 2 cores
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_train.py --quick  # ~1 min
+
+For each model (``conf/model/<name>.yaml``, built by ``reptopo.nets.build_model`` for 1 x 28 x 28
+inputs and 10 classes) both loops train a fresh copy with the same seed on the same tensors
+(random images, Fashion-MNIST's shape; throughput does not depend on the pixels), the same batch
+size, optimiser (AdamW), cosine schedule, deterministic algorithms and thread count:
+
+- **reference**: ``for x, y in DataLoader(...)``: forward, cross-entropy, backward, step;
+- **ours**: ``reptopo.stages.train.fit``'s set-up: :class:`reptopo.nets.lightning.Classifier` in a
+  ``pl.Trainer`` with the stage's options (per-step loss logging, per-epoch accuracy, the tqdm
+  progress bar), no validation loader.
+
+Each loop runs once untimed (warm-up: allocator, oneDNN kernels) and then ``--repeats`` times
+alternating; the best time counts. The overhead is ``ours / reference - 1`` in time; the issue's
+bound is 10 %. This is a script, not a test: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import torch
+from _table import run_rows
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def _model(name: str):
+    from omegaconf import OmegaConf
+
+    from reptopo.nets import build_model
+
+    cfg = OmegaConf.load(os.path.join("conf", "model", f"{name}.yaml"))
+    return build_model(cfg, in_chans=1, num_classes=10, img_size=28)
+
+
+def _data(n: int):
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def _loader(x, y, batch: int, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True, generator=gen, num_workers=0)
+
+
+def plain_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3) -> float:
+    torch.manual_seed(0)
+    model = _model(name)
+    loader = _loader(x, y, batch)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * len(loader))
+    model.train()
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        for xb, yb in loader:
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return time.perf_counter() - t0
+
+
+def lightning_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3) -> float:
+    import logging
+
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import TQDMProgressBar
+
+    from reptopo.nets.lightning import Classifier, HistoryCallback
+
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+    torch.manual_seed(0)
+    module = Classifier(_model(name), "adamw", lr, 5e-4, "cosine", augment=None)
+    trainer = pl.Trainer(
+        max_epochs=epochs, accelerator="cpu", devices=1, deterministic=True, logger=False,
+        enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+        callbacks=[HistoryCallback(), TQDMProgressBar(refresh_rate=10)],
+        default_root_dir="/tmp/reptopo-bench-train",
+    )
+    loader = _loader(x, y, batch)
+    t0 = time.perf_counter()
+    trainer.fit(module, loader)
+    return time.perf_counter() - t0
+
+
+def bench(name: str, n: int, batch: int, epochs: int, repeats: int) -> dict:
+    x, y = _data(n)
+    plain_loop(name, x[: batch * 4], y[: batch * 4], batch, 1)  # warm-up
+    lightning_loop(name, x[: batch * 4], y[: batch * 4], batch, 1)
+    t_ref = t_ours = float("inf")
+    for _ in range(repeats):
+        t_ref = min(t_ref, plain_loop(name, x, y, batch, epochs))
+        t_ours = min(t_ours, lightning_loop(name, x, y, batch, epochs))
+    images = n * epochs
+    return {
+        "task": f"{name} N={n} batch={batch} x{epochs} ep",
+        "ref_name": "plain PyTorch loop",
+        "t_ref": t_ref,
+        "t_ours": t_ours,
+        "extra": (f"images/s: plain {images / t_ref:.0f}, Lightning {images / t_ours:.0f}; "
+                  f"Lightning overhead {100 * (t_ours / t_ref - 1):+.1f} % (bound: 10 %)"),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.use_deterministic_algorithms(True)  # as the stage (deterministic=True) does
+    from reptopo.runtime.threads import limit_threads
+
+    threads = limit_threads()
+    n = 2048 if args.quick else 6000
+    models = ["vgg_small", "resnet_small"] + ([] if args.quick else ["mobilenetv2"])
+    print(f"# torch {torch.__version__}, {threads} threads; {platform.python_version()} on {sys.platform}")
+    run_rows("reptopo train benchmark: Lightning (the train stage) vs a plain loop",
+             (lambda m=m: bench(m, n, 128, 1, args.repeats) for m in models), task_width=40)
+
+
+if __name__ == "__main__":
+    main()
