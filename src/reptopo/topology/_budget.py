@@ -18,9 +18,9 @@ __all__ = [
 
 ALGORITHMS = ("auto", "dense", "tiled")
 
-#: Above this many points the tiled CPU engine is faster than the dense one for a single tree
-#: (benchmarks/bench_topology.py, 2 cores: 0.18 s vs 0.19 s at N = 5000, d = 128; 0.54 s vs
-#: 0.93 s at 10,000), so ``"auto"`` switches there even when the matrix would fit.
+#: Above this many points the tiled CPU engine builds a single tree faster than the dense one
+#: (benchmarks/bench_scale.py, 2 cores, d = 128: dense 0.21 s vs tiled 0.36 s at N = 5000;
+#: 1.7 s vs 0.56 s at 10,000), so ``"auto"`` switches there even when the matrix would fit.
 DENSE_MAX_POINTS = 4096
 
 

@@ -100,7 +100,7 @@ def phdim_log_sizes(n_min: int, n_max: int, num: int) -> np.ndarray:
 
 def check_sizes(sizes: Any, n_points: int) -> np.ndarray:
     """Validate explicit subsample sizes: integers, strictly increasing, at least two, each in
-    [2, n_points]. Returns them as a read-only-able int64 array."""
+    [2, n_points]. Returns them as an int64 array."""
     try:
         arr = np.asarray(sizes)
     except Exception:  # noqa: BLE001 - reported below
@@ -243,7 +243,7 @@ def phdim(
         )
 
     shared = choose_algorithm(algorithm, N, engine, memory_limit, many_trees=True)
-    eng = _TreeEngine(X, None, engine, shared)
+    eng = _TreeEngine(X, None, engine) if shared == "dense" else None
     subsamples = phdim_subsample_indices(N, sizes, n_repeats, seed)
     E = np.empty((sizes.size, n_repeats), dtype=np.float64)
     for s, per_size in enumerate(subsamples):

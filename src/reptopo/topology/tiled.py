@@ -281,9 +281,6 @@ def _tiled_mst_numpy(X: np.ndarray, block: int, k: int, stats: dict | None):
         edges_b.append(best_b[accepted])
     if stats is not None:
         stats.update(rounds=rounds, rescanned=rescanned, k=k, block=block)
-    if not edges_a:
-        empty = np.empty(0, dtype=np.intp)
-        return empty, empty.copy()
     return (np.concatenate(edges_a).astype(np.intp), np.concatenate(edges_b).astype(np.intp))
 
 
