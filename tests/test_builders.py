@@ -88,7 +88,7 @@ def test_combine_runs_tags_rows_and_keeps_optional_files_optional():
     c = combine_runs([_run("r1", label="ReLU", attack={"eps": 0.1}), _run("r2", train=False)])
     assert c.summary["run"].tolist() == ["r1", "r1", "r2", "r2"]
     assert c.summary["label"].tolist() == ["ReLU", "ReLU", "r2", "r2"]  # no label: the run name
-    assert c.train.to_dict("records") == [{"run": "r1", "test_acc": 0.9}]
+    assert c.train.to_dict("records") == [{"run": "r1", "label": "ReLU", "seed": -1, "test_acc": 0.9}]  # seed unknown
     assert c.attacks.to_dict("records") == [{"run": "r1", "eps": 0.1}]
     assert list(c.per_class.columns) == ["run", "layer_index", "dim", "class", "L"] and len(c.per_class) == 2
     assert c.class_betti.empty and set(c.betti) == {"r1", "r2"}
@@ -102,7 +102,7 @@ def test_aggregate_report_lists_findings_runs_and_figures():
                 rule="ratio < 0.25")
     md = aggregate_report("e1", "quick", ["r1"], [f], c.train, c.summary, ["phdim_vs_depth.png"])
     assert md.startswith("# reptopo report: experiment `e1` (quick scale)\n")
-    assert "| 1 | PHdim collapses | 0.3x | **reproduced** |" in md
+    assert "| 1 | PHdim collapses | 0.3x | **reproduced** | reproduced |" in md  # no seeds: the verdict
     assert "| r1 | r1 | a | 0.5 | 1 |" in md and "![phdim_vs_depth](../figures/phdim_vs_depth.png)" in md
 
 

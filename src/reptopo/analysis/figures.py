@@ -12,13 +12,36 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
+def _seeded(sub: pd.DataFrame) -> bool:
+    return "seed" in sub and sub["seed"].nunique() > 1
+
+
+def _curve(ax, sub: pd.DataFrame, metric: str, label: str, color=None):
+    """One curve of ``metric`` vs depth. With several training seeds (column ``seed``): each seed
+    thin, their mean bold, and a band of +- 1 standard deviation over the seeds (n - 1)."""
+    if not _seeded(sub):
+        (line,) = ax.plot(sub["depth"], sub[metric], "o-", lw=2, ms=4, label=label, color=color)
+        return line
+    stats = sub.groupby("depth", sort=True)[metric].agg(["mean", "std", "count"]).reset_index()
+    (line,) = ax.plot(stats["depth"], stats["mean"], "o-", lw=2.4, ms=4, color=color,
+                      label=f"{label} (mean of {int(stats['count'].max())} seeds)")
+    for _, one in sub.groupby("seed", sort=True):
+        ax.plot(one["depth"], one[metric], "-", lw=0.8, alpha=0.45, color=line.get_color())
+    sd = stats["std"].fillna(0)
+    ax.fill_between(stats["depth"], stats["mean"] - sd, stats["mean"] + sd, alpha=0.18, color=line.get_color(), lw=0)
+    return line
+
+
 def depth_curves(df: pd.DataFrame, metric: str, ylabel: str, title: str, group: str = "run"):
-    """``metric`` vs relative depth, one line per ``group`` (columns: group, depth, metric)."""
+    """``metric`` vs relative depth, one curve per ``group`` (columns: group, depth, metric, and
+    optionally seed: several seeds of a group give thin lines, a bold mean and a +- 1 sd band; a
+    single run's ``<metric>_std`` column, e.g. PHdim over subsample repeats, gives a band)."""
     fig, ax = plt.subplots(figsize=(6, 4.2), constrained_layout=True)
     for name, sub in df.sort_values("depth").groupby(group, sort=True):
-        ax.plot(sub["depth"], sub[metric], "o-", lw=2, ms=4, label=str(name))
-        if f"{metric}_std" in sub and sub[f"{metric}_std"].fillna(0).gt(0).any():
-            ax.fill_between(sub["depth"], sub[metric] - sub[f"{metric}_std"], sub[metric] + sub[f"{metric}_std"], alpha=0.2)
+        line = _curve(ax, sub, metric, str(name))
+        if not _seeded(sub) and f"{metric}_std" in sub and sub[f"{metric}_std"].fillna(0).gt(0).any():
+            ax.fill_between(sub["depth"], sub[metric] - sub[f"{metric}_std"], sub[metric] + sub[f"{metric}_std"],
+                            alpha=0.2, color=line.get_color())
     ax.set_xlabel("relative depth (probe i of K at (i+1)/K; 1 = logits)")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -29,13 +52,14 @@ def depth_curves(df: pd.DataFrame, metric: str, ylabel: str, title: str, group: 
 
 
 def lifespans_panel(df: pd.DataFrame, title: str, group: str = "run"):
-    """L_0 and L_1 (local and global) vs depth in a 2x2 grid, one line per ``group``."""
+    """L_0 and L_1 (local and global) vs depth in a 2x2 grid, one curve per ``group`` (seeds as in
+    :func:`depth_curves`)."""
     cols = [("L0_local", "L_0 local (class mean)"), ("L1_local", "L_1 local (class mean)"),
             ("L0_global", "L_0 global"), ("L1_global", "L_1 global")]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), constrained_layout=True)
     for ax, (col, label) in zip(axes.ravel(), cols):
         for name, sub in df.sort_values("depth").groupby(group, sort=True):
-            ax.plot(sub["depth"], sub[col], "o-", lw=2, ms=4, label=str(name))
+            _curve(ax, sub, col, str(name))
         ax.set_title(label)
         ax.set_xlabel("relative depth")
         ax.set_xlim(0, 1.02)

@@ -97,11 +97,17 @@ class RunTables:
     class_betti: pd.DataFrame | None = None
     attack: dict | None = None
     label: str | None = None
+    seed: int | None = None
+
+
+# A configuration is a run's label, model and dataset: its training seeds are its replicates.
+CONFIG_COLUMNS = ["label", "model", "dataset"]
 
 
 @dataclass
 class Combined:
-    """Every run's tables stacked, each row tagged with its ``run``."""
+    """Every run's tables stacked, each row tagged with its ``run``; ``summary`` and ``train`` also
+    carry the run's ``label`` and training ``seed``."""
 
     summary: pd.DataFrame
     train: pd.DataFrame
@@ -109,6 +115,43 @@ class Combined:
     class_betti: pd.DataFrame
     attacks: pd.DataFrame
     betti: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @property
+    def seeds(self) -> list[int]:
+        """The training seeds present, ascending."""
+        return sorted(int(s) for s in self.summary["seed"].unique())
+
+    def for_seed(self, seed: int) -> "Combined":
+        """Only the runs trained with ``seed``."""
+        runs = set(self.summary.loc[self.summary["seed"] == seed, "run"])
+        keep = lambda df: df[df["run"].isin(runs)].reset_index(drop=True) if len(df) else df  # noqa: E731
+        return Combined(keep(self.summary), keep(self.train), keep(self.per_class), keep(self.class_betti),
+                        keep(self.attacks), {r: b for r, b in self.betti.items() if r in runs})
+
+    def seed_means(self) -> "Combined":
+        """One pseudo-run per configuration (label, model, dataset), named ``mean <label> <model>
+        <dataset>``: every numeric column averaged over its seeds, row by row (same layer, class,
+        ...). Betti numbers become means too, so a rule that asks beta_0 == 1 on the means asks it
+        of every seed. No Betti curves (they are per run)."""
+        meta = self.summary.drop_duplicates("run").set_index("run")[CONFIG_COLUMNS]
+        name = {run: "mean " + " ".join(str(v) for v in row) for run, row in meta.iterrows()}
+
+        def average(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+            if not len(df):
+                return df
+            df = df.assign(run=df["run"].map(name))
+            numeric = [c for c in df.columns if c not in keys and c != "run" and pd.api.types.is_numeric_dtype(df[c])]
+            other = [c for c in df.columns if c not in keys and c != "run" and c not in numeric]
+            agg = {**{c: "mean" for c in numeric}, **{c: "first" for c in other}}
+            out = df.groupby(["run", *keys], sort=True, dropna=False).agg(agg).reset_index()
+            return out[[c for c in df.columns if c in out]]
+
+        summary = average(self.summary.drop(columns=["seed"]), [*CONFIG_COLUMNS, "layer_index"])
+        train = average(self.train.drop(columns=[c for c in ("seed",) if c in self.train]), [])
+        per_class = average(self.per_class, [c for c in ("layer_index", "dim", "class") if c in self.per_class])
+        class_betti = average(self.class_betti, [c for c in ("layer_index", "class") if c in self.class_betti])
+        attacks = average(self.attacks, [])
+        return Combined(summary.assign(seed=-1), train, per_class, class_betti, attacks, {})
 
 
 def _stack(frames: list[pd.DataFrame | None], names: list[str]) -> pd.DataFrame:
@@ -126,11 +169,17 @@ def combine_runs(runs: list[RunTables]) -> Combined:
             df.insert(1, "label", r.name)
         if r.label is not None:
             df["label"] = r.label
+        df.insert(list(df.columns).index("label") + 1, "seed", -1 if r.seed is None else int(r.seed))
         summaries.append(df)
     names = [r.name for r in runs]
+    summary = pd.concat(summaries, ignore_index=True)
+    meta = summary.drop_duplicates("run").set_index("run")
+    tags = lambda r: {"label": meta.loc[r.name, "label"], "seed": -1 if r.seed is None else int(r.seed),  # noqa: E731
+                      **{c: meta.loc[r.name, c] for c in ("model", "dataset") if c in meta}}
     return Combined(
-        summary=pd.concat(summaries, ignore_index=True),
-        train=pd.DataFrame([{"run": r.name, **r.train} for r in runs if r.train is not None]),
+        summary=summary,
+        train=pd.DataFrame([{"run": r.name, **tags(r), **{k: v for k, v in r.train.items() if k not in tags(r)}}
+                            for r in runs if r.train is not None]),
         per_class=_stack([r.per_class for r in runs], names),
         class_betti=_stack([r.class_betti for r in runs], names),
         attacks=pd.DataFrame([{"run": r.name, **r.attack} for r in runs if r.attack is not None]),
@@ -139,10 +188,24 @@ def combine_runs(runs: list[RunTables]) -> Combined:
 
 
 def legend_column(summary: pd.DataFrame) -> str:
-    """Legends use the run labels when they tell runs apart, the run names otherwise."""
-    if "label" in summary and summary.groupby("label")["run"].nunique().max() == 1:
-        return "label"
+    """Legends use the run labels when they tell configurations apart (one run per label, or one
+    run per seed of a label: the seeds of one curve); else ``config`` (label, model and dataset,
+    the column :func:`with_config` adds) when that does; the run names otherwise."""
+    if "label" not in summary:
+        return "run"
+    runs = with_config(summary).drop_duplicates("run")
+    for column in ("label", "config"):
+        per = runs.groupby(column)
+        seeds_apart = "seed" in runs and per["seed"].nunique().eq(per["run"].nunique()).all()
+        if per["run"].nunique().max() == 1 or (per["config"].nunique().max() == 1 and seeds_apart):
+            return column
     return "run"
+
+
+def with_config(summary: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` with a ``config`` column: label, model and dataset joined (a curve's name)."""
+    cols = [c for c in CONFIG_COLUMNS if c in summary]
+    return summary.assign(config=summary[cols].astype(str).agg(" ".join, axis=1))
 
 
 def md_table(df: pd.DataFrame) -> str:
@@ -161,8 +224,12 @@ def aggregate_report(experiment: str, scale: str | None, runs: list[str], findin
     lines = [
         f"# reptopo report: experiment `{experiment}`" + (f" ({scale} scale)" if scale else ""), "",
         f"Runs: {', '.join(runs)}", "",
-        *(["## Findings", "", "| # | finding | measured | verdict |", "|---|---|---|---|",
-           *[f"| {f.id} | {f.claim} | {f.measured} | **{f.verdict}** |" for f in findings], ""] if findings else []),
+        *(["## Findings", "", "| # | finding | measured (seed means) | verdict | over seeds |", "|---|---|---|---|---|",
+           *[f"| {f.id} | {f.claim} | {f.measured} | **{f.verdict}** | {f.seed_summary} |" for f in findings], "",
+           *[line for f in findings if getattr(f, "seeds", None) for line in (
+               f"Finding {f.id} per seed:", "", "| seed | verdict | measured |", "|---|---|---|",
+               *[f"| {s} | {v['verdict']} | {v['measured']} |" for s, v in f.seeds.items()], "")]]
+          if findings else []),
         "## Training", "", md_table(train) if len(train) else "(no train metrics found)", "",
         "## Per-layer descriptors", "",
         md_table(summary[[c for c in REPORT_COLUMNS if c in summary]]), "",

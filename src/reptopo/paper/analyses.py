@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
+import pandas as pd
+
 from reptopo.analysis import figures
 from reptopo.analysis.tables import Combined
 from reptopo.paper import findings as fnd
@@ -70,7 +73,34 @@ def compare_findings(kind: str | None, experiment: str, pairs: dict) -> list:
 
 
 def analyze(kind: str, experiment: str, combined: Combined, target_class: int = 0, n_boot: int = 2000, seed: int = 0):
-    """Run experiment ``kind``'s checks on ``combined``: (findings, figures, tables)."""
+    """Run experiment ``kind``'s checks on ``combined``: (findings, figures, tables).
+
+    The checks run once per training seed (on that seed's runs alone) and once on the seed means
+    (:meth:`Combined.seed_means`), with the same rules; each finding's verdict is the means' and
+    carries the per-seed verdicts (:func:`reptopo.paper.findings.with_seeds`). Figures are the
+    means'; tables are each seed's, stacked with a ``seed`` column."""
     if kind not in ANALYSES:
         raise ReptopoError(f"aggregate.analysis={kind!r}; expected null or one of {list(ANALYSES)}")
-    return ANALYSES[kind](combined, experiment, target_class=target_class, n_boot=n_boot, seed=seed)
+    check = ANALYSES[kind]
+    kw = dict(target_class=target_class, n_boot=n_boot, seed=seed)
+    per_seed, tables = {}, {}
+    for s in combined.seeds:
+        found, _, seed_tables = check(combined.for_seed(s), experiment, **kw)
+        per_seed[s] = found
+        for name, table in seed_tables.items():
+            tables.setdefault(name, []).append(table.assign(seed=s))
+    means = combined if len(combined.seeds) == 1 else combined.seed_means()
+    found, figs, _ = check(means, experiment, **kw)
+    return fnd.with_seeds(found, per_seed), figs, {n: pd.concat(t, ignore_index=True) for n, t in tables.items()}
+
+
+def compare_findings_with_seeds(kind: str | None, experiment: str, per_seed: dict[int, dict]) -> list:
+    """:func:`compare_findings` per seed, and on each pair's CKA matrix averaged over the seeds
+    (``per_seed``: seed -> {pair: (CKA matrix, depths of A, depths of B)}; every seed compares the
+    same pairs, whose layers do not depend on the seed)."""
+    found = {s: compare_findings(kind, experiment, pairs) for s, pairs in per_seed.items()}
+    if len(per_seed) == 1:
+        return fnd.with_seeds(next(iter(found.values())), found)
+    first = per_seed[min(per_seed)]
+    means = {p: (np.mean([per_seed[s][p][0] for s in per_seed], axis=0), da, db) for p, (_, da, db) in first.items()}
+    return fnd.with_seeds(compare_findings(kind, experiment, means), found)

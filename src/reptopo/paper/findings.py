@@ -22,6 +22,10 @@ import pandas as pd
 
 REPRODUCED, PARTLY, NOT, UNMEASURED = "reproduced", "partly", "not reproduced", "not measured"
 
+# Every change to a rule below after it was first written, with its scientific reason (the report
+# lists them). A rule never changes to move a verdict.
+RULE_CHANGES: tuple[str, ...] = ()
+
 
 @dataclass
 class Finding:
@@ -33,9 +37,43 @@ class Finding:
     verdict: str
     rule: str
     values: dict = field(default_factory=dict)
+    # Training seed -> {"verdict", "measured", "values"} of the same rule applied to that seed's runs
+    # alone (:func:`with_seeds`); ``verdict``, ``measured`` and ``values`` above are then those of
+    # the seed means. Empty when the finding was not checked per seed.
+    seeds: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def seed_summary(self) -> str:
+        return seed_summary(self.verdict, [s["verdict"] for s in self.seeds.values()])
+
+
+def seed_summary(mean_verdict: str, seed_verdicts: list[str]) -> str:
+    """"reproduced in 2 of 3 seeds, partly in 1 (mean: reproduced)"; just the verdict without seeds."""
+    if not seed_verdicts:
+        return mean_verdict
+    n = len(seed_verdicts)
+    counts = {v: seed_verdicts.count(v) for v in (REPRODUCED, PARTLY, NOT, UNMEASURED)}
+    parts = [f"reproduced in {counts[REPRODUCED]} of {n} seed{'s' if n > 1 else ''}"]
+    parts += [f"{v} in {counts[v]}" for v in (PARTLY, NOT, UNMEASURED) if counts[v]]
+    return ", ".join(parts) + f" (mean: {mean_verdict})"
+
+
+def with_seeds(on_means: list[Finding], per_seed: dict[int, list[Finding]]) -> list[Finding]:
+    """The findings checked on the seed means, each given the same finding's per-seed results
+    (matched by id). ``per_seed``: training seed -> that seed's findings (same checks, same rules)."""
+    out = []
+    for f in on_means:
+        seeds = {}
+        for seed in sorted(per_seed):
+            match = [g for g in per_seed[seed] if g.id == f.id]
+            if match:
+                seeds[str(seed)] = {"verdict": match[0].verdict, "measured": match[0].measured,
+                                    "values": match[0].values}
+        out.append(Finding(f.id, f.experiment, f.claim, f.paper, f.measured, f.verdict, f.rule, f.values, seeds))
+    return out
 
 
 def _share_verdict(passed: list[bool]) -> str:

@@ -12,10 +12,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from reptopo.paper.findings import RULE_CHANGES, seed_summary
+from reptopo.paper.regime import accuracy_by_config, check_regime
 from reptopo.runtime.errors import ReptopoError
 
 BADGE = {"reproduced": "reproduced", "partly": "partly", "not reproduced": "NOT reproduced", "not measured": "not measured"}
 FINDING_COLUMNS = ("id", "experiment", "claim", "paper", "measured", "verdict", "rule")
+# findings.csv: FINDING_COLUMNS, then the per-seed tally ("reproduced in 2 of 3 seeds (mean: ...)")
+# and each seed's verdict ("0: reproduced; 1: partly; ...").
+TABLE_COLUMNS = (*FINDING_COLUMNS, "seeds", "seed_verdicts")
 
 
 @dataclass
@@ -46,26 +51,47 @@ def _section(exp: ExperimentResults) -> list[str]:
         acc = exp.train["test_acc"]
         lines += [f"{len(exp.train)} trained run(s); test accuracy {acc.min():.3f}-{acc.max():.3f}. "
                   f"Full tables: [`{exp.name}/tables/report.md`]({exp.name}/tables/report.md).", ""]
+        if {"label", "seed"} <= set(exp.train.columns):
+            by = accuracy_by_config(exp.train)
+            lines += ["| configuration | seeds | test accuracy, mean | sd | lowest |", "|---|---|---|---|---|",
+                      *[f"| {r.label} ({r.model}, {r.dataset}) | {r.seeds} | {r.mean:.3f} | {r.sd:.3f} | {r.lowest:.3f} |"
+                        if "model" in by else f"| {r.label} | {r.seeds} | {r.mean:.3f} | {r.sd:.3f} | {r.lowest:.3f} |"
+                        for r in by.itertuples()], ""]
+    seeded = [f for f in exp.findings if f.get("seeds")]
+    for f in seeded:
+        lines += [f"Finding {f['id']} per seed ({seed_summary(f['verdict'], [v['verdict'] for v in f['seeds'].values()])}):",
+                  "", "| seed | verdict | measured |", "|---|---|---|",
+                  *[f"| {s} | {BADGE.get(v['verdict'], v['verdict'])} | {v['measured']} |" for s, v in f["seeds"].items()],
+                  f"| mean | {BADGE.get(f['verdict'], f['verdict'])} | {f['measured']} |", ""]
     lines += [f"![{exp.name} {Path(p).stem}]({exp.name}/figures/{p})" for p in exp.figures if not p.startswith("betti_")]
     if exp.pairs is not None and len(exp.pairs):
         cols = [c for c in ("mean_diagonal_cka", "mean_diagonal_cka_debiased", "mean_diagonal_rtd",
                             "mean_diagonal_overlap", "cka_best_depth_gap") if c in exp.pairs]
+        pairs = exp.pairs if "seed" in exp.pairs else exp.pairs.assign(seed=-1)
+        g = pairs.groupby(["pair", "label_a", "label_b"], sort=False)
+        mean, sd, n = g[cols].mean(), g[cols].std().fillna(0.0), g["seed"].nunique()
+        cell = lambda key, c: f"{mean.loc[key, c]:.3f}" + (f" +- {sd.loc[key, c]:.3f}" if n[key] > 1 else "")  # noqa: E731
         lines += ["", f"Compared layer by layer ([`{exp.name}/compare/`]({exp.name}/compare/pairs.csv); means along "
                   "the same-relative-depth diagonal; best-depth gap: mean |depth of the most CKA-similar layer of B - "
-                  "depth of A's layer|):", "",
-                  "| pair | A | B | " + " | ".join(cols) + " |", "|---|---|---|" + "---|" * len(cols),
-                  *[f"| {r['pair']} | {r['label_a']} | {r['label_b']} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |"
-                    for _, r in exp.pairs.iterrows()], ""]
+                  "depth of A's layer|; each pair compared seed by seed, mean +- sd over the seeds; heatmaps of the "
+                  "first seed):", "",
+                  "| pair | A | B | seeds | " + " | ".join(cols) + " |", "|---|---|---|---|" + "---|" * len(cols),
+                  *[f"| {key[0]} | {key[1]} | {key[2]} | {n[key]} | " + " | ".join(cell(key, c) for c in cols) + " |"
+                    for key in mean.index], ""]
         lines += [f"![{exp.name} {p.split('/')[1]} {Path(p).stem}]({exp.name}/{p})" for p in exp.compare_figures]
     return lines + [""]
 
 
 def reproduction_report(scale: str, experiments: list[ExperimentResults]) -> tuple[str, pd.DataFrame]:
     """(REPRODUCTION.md text, findings table with columns ``FINDING_COLUMNS``)."""
-    rows = [{**{k: f[k] for k in FINDING_COLUMNS}, "experiment": exp.name} for exp in experiments for f in exp.findings]
+    rows = [{**{k: f[k] for k in FINDING_COLUMNS}, "experiment": exp.name,
+             "seeds": seed_summary(f["verdict"], [v["verdict"] for v in f.get("seeds", {}).values()]),
+             "seed_verdicts": "; ".join(f"{s}: {v['verdict']}" for s, v in f.get("seeds", {}).items())}
+            for exp in experiments for f in exp.findings]
     if not rows:
         raise ReptopoError(f"reproduction report ({scale} scale): the experiments hold no findings")
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    regimes = [check_regime(exp.name, exp.train) for exp in experiments]
     counts = table["verdict"].value_counts().to_dict()
     timings = [(e.name, e.timing.get("runs"), e.timing.get("checkpoints"), e.timing.get("stage_seconds", {}),
                 e.timing.get("wall_seconds")) for e in experiments if e.timing]
@@ -76,13 +102,31 @@ def reproduction_report(scale: str, experiments: list[ExperimentResults]) -> tup
         "typed by hand. Paper values are read off the authors' figures (docs/paper-protocol.md).", "",
         "Verdicts: " + ", ".join(f"{BADGE.get(v, v)}: {n}" for v, n in sorted(counts.items())), "",
         "## Findings", "",
-        "| # | experiment | paper finding | paper value | measured here | verdict |",
-        "|---|---|---|---|---|---|",
-        *[f"| {r.id} | {r.experiment} | {r.claim} | {r.paper} | {r.measured} | **{BADGE.get(r.verdict, r.verdict)}** |"
-          for r in table.itertuples()],
+        "Each finding is checked on every training seed's runs alone and on the seed means (each configuration's "
+        "numbers averaged over its seeds, layer by layer) with the same rule; the verdict is the means', beside the "
+        "count over seeds. The measured values are the means'; each experiment's section below gives every seed's.", "",
+        "| # | experiment | paper finding | paper value | measured here (seed means) | verdict | over seeds |",
+        "|---|---|---|---|---|---|---|",
+        *[f"| {r.id} | {r.experiment} | {r.claim} | {r.paper} | {r.measured} | **{BADGE.get(r.verdict, r.verdict)}** "
+          f"| {r.seeds if r.seed_verdicts else '-'} |" for r in table.itertuples()],
+        "",
+        "## Regime: the paper's setting and ours", "",
+        "The paper studies well-trained networks; a verdict counts only where the floors below are met (test "
+        "accuracy, training seeds per configuration, the E4 zoo's size and spread; src/reptopo/paper/regime.py, fixed "
+        "before the runs).", "",
+        "| experiment | paper: architecture | paper: data | paper: accuracy | here: models | here: data | here: test "
+        "accuracy | here: seeds per configuration | floors met |", "|---|---|---|---|---|---|---|---|---|",
+        *[f"| {g['experiment']} | {g['paper_architecture']} | {g['paper_data']} | {g['paper_accuracy']} | {g['models']} "
+          f"| {g['datasets']} | {g['accuracy']} | {g['seeds']} | {'yes' if g['met'] else '**no**'} |" for g in regimes],
+        "",
+        *[f"- {g['experiment']}: " + "; ".join(f"{c['requirement']}: {c['measured']} ({'met' if c['met'] else 'NOT met'})"
+                                               for c in g["checks"]) for g in regimes],
         "",
         "## Rules behind the verdicts", "",
         *[f"- **{r.id}**: {r.rule}" for r in table.itertuples() if r.rule],
+        "",
+        "Rule changes since the rules were first written (each for a scientific reason, never to move a verdict):", "",
+        *([f"- {c}" for c in RULE_CHANGES] or ["- none"]),
         "",
         "## Wall time per stage", "",
         "| experiment | runs | checkpoints | train | activations | homology | aggregate | experiment wall |",

@@ -19,7 +19,7 @@ CHOICES: dict[str, tuple] = {
                     "rotten_tomatoes", "fortunes", "sst2", "imdb"),
     "data.generator": (None, "d1", "d2", "d3"),
     "train.optimizer": ("adamw", "sgd"),
-    "train.scheduler": (None, "cosine"),
+    "train.scheduler": (None, "cosine", "onecycle"),
     "train.augment": (None, "crop", "crop_flip"),
     "probe.strategy": ("evenly_spaced", "blocks", "names", "pattern"),
     "probe.token_pooling": ("cls", "mean"),

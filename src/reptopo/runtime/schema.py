@@ -125,6 +125,7 @@ class TrainSchema:
     deterministic: bool = MISSING
     num_workers: int = ranged(">= 0")
     eval_batch_size: int = ranged(">= 1")
+    train_eval_rows: Optional[int] = ranged(">= 1")  # train_acc on this many training rows; null: all
     augment: Optional[str] = MISSING
 
 
@@ -219,6 +220,9 @@ class AggregateSchema:
     # run -> label for figures and tables (the experiment app passes its own jobs' labels, so a
     # run shared with another experiment is labelled the way this experiment names it).
     labels: Optional[Dict[str, str]] = None
+    # run -> training seed (the experiment app passes its jobs' seeds; else each run's activations
+    # meta.json says). Findings are checked per seed and on the seed means.
+    seeds: Optional[Dict[str, int]] = None
 
 
 @dataclass
@@ -240,6 +244,9 @@ class ConfigSchema:
     title: Optional[str] = MISSING
     scale: Optional[str] = MISSING
     seed: int = ranged(">= 0")
+    # The training seeds of a paper experiment (its sweeps' seed axis: the experiment app adds
+    # seed=<these> to every sweep that does not set seed itself); null: the one seed above.
+    seeds: Optional[List[int]] = None
     run_name: str = MISSING
     train_name: str = MISSING
     run_label: Any = MISSING
@@ -321,6 +328,11 @@ def _check_cross_keys(cfg: DictConfig) -> None:
             f"config key sample.size: {cfg.sample.size} is too small for PHdim (topology.phdim.n_start="
             f"{phdim.n_start}, n_step={phdim.n_step}): the fit needs two subsample sizes below it, "
             f"so expected >= {phdim.n_start + phdim.n_step + 1}")
+    if cfg.seeds is not None:
+        seeds = list(cfg.seeds)
+        if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+            raise ReptopoError(f"config key seeds: {seeds}; expected distinct training seeds >= 0 (e.g. [0, 1, 2]), "
+                               "or null for the one seed of key seed")
     for key in ("attack.target", "aggregate.target_class"):
         value = OmegaConf.select(cfg, key)
         if value is not None and value >= cfg.data.num_classes:

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from reptopo.analysis import figures
 from reptopo.analysis.tables import (CURVE_COLUMNS, RunTables, aggregate_report, betti_arrays, combine_runs,
-                                     legend_column)
+                                     legend_column, with_config)
 from reptopo.paper.analyses import analyze
 from reptopo.runtime.choices import allowed
 from reptopo.runtime.cli import run_stage
@@ -56,8 +56,8 @@ def run(cfg: DictConfig) -> "object":
     cfg = validate_config(cfg)
     data_dir = abspath(cfg.paths.data_dir)
     runs = find_runs(data_dir / "homology", cfg.aggregate.runs)
-    labels = cfg.aggregate.labels or {}
-    combined = combine_runs([load_run(data_dir, name, labels.get(name)) for name in runs])
+    labels, seeds = cfg.aggregate.labels or {}, cfg.aggregate.seeds or {}
+    combined = combine_runs([load_run(data_dir, name, labels.get(name), seeds.get(name)) for name in runs])
     analysis = cfg.aggregate.analysis
     findings, extra_figures, extra_tables = [], {}, {}
     if analysis:
@@ -88,9 +88,13 @@ def run(cfg: DictConfig) -> "object":
     return summary
 
 
-def load_run(data_dir: Path, name: str, label: str | None) -> RunTables:
-    """One run's homology tables and metrics JSON files (optional ones are None when absent)."""
+def load_run(data_dir: Path, name: str, label: str | None, seed: int | None = None) -> RunTables:
+    """One run's homology tables and metrics JSON files (optional ones are None when absent). The
+    training seed, unless given, is the one its activations' meta.json records (None without it)."""
     hom, metrics = data_dir / "homology" / name, data_dir / "metrics" / name
+    meta = data_dir / "activations" / name / "meta.json"
+    if seed is None and meta.is_file():
+        seed = read_json(meta, "activation metadata").get("seed")
 
     def optional_table(path: Path):
         return read_table(path, "results table") if path.is_file() else None
@@ -99,7 +103,7 @@ def load_run(data_dir: Path, name: str, label: str | None) -> RunTables:
         return read_json(path, what) if path.is_file() else None
 
     return RunTables(
-        name=name, label=label,
+        name=name, label=label, seed=None if seed is None else int(seed),
         summary=read_table(hom / "summary.csv", "homology summary", hint=RERUN_HOMOLOGY),
         betti=read_table(hom / "betti.csv", "Betti curves", hint=RERUN_HOMOLOGY),
         train=optional_json(metrics / "train.json", "training metrics"),
@@ -111,7 +115,7 @@ def load_run(data_dir: Path, name: str, label: str | None) -> RunTables:
 
 def aggregate_figures(combined) -> dict:
     """{file name: Figure}: PHdim, lifespans and intrinsic dimension vs depth, Betti curves per run."""
-    summary = combined.summary
+    summary = with_config(combined.summary)
     group = legend_column(summary)
     out = {
         "phdim_vs_depth.png": figures.depth_curves(summary, "phdim", "PHdim (0-dim, raw activations)",
@@ -120,7 +124,7 @@ def aggregate_figures(combined) -> dict:
     }
     intrinsic = [c for c in allowed("topology.intrinsic") if c in summary]
     if intrinsic:
-        long = summary.melt(id_vars=[group, "depth"], value_vars=intrinsic, var_name="estimator")
+        long = summary.melt(id_vars=[group, "depth", "seed"], value_vars=intrinsic, var_name="estimator")
         long["curve"] = long[group].astype(str) + " / " + long["estimator"]
         out["intrinsic_vs_depth.png"] = figures.depth_curves(long, "value", "intrinsic dimension",
                                                              "TwoNN and MLE vs depth", group="curve")

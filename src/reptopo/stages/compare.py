@@ -27,7 +27,7 @@ from omegaconf import DictConfig
 
 from reptopo.analysis import figures
 from reptopo.analysis.compare import Comparison, compare_runs
-from reptopo.paper.analyses import compare_findings
+from reptopo.paper.analyses import compare_findings_with_seeds
 from reptopo.runtime.cli import run_stage
 from reptopo.runtime.config import abspath, config_dir
 from reptopo.runtime.errors import ReptopoError
@@ -67,23 +67,31 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
     c = cfg.compare
     data_dir, reports = abspath(cfg.paths.data_dir), abspath(cfg.paths.reports_dir)
     runs = resolve_pairs(reports / "tables" / "summary.csv", dict(c.pairs), cfg.experiment_name)
-    for ra, rb, _, _ in runs.values():  # every pair's samples checked before any is computed
-        check_same_sample(load_run(data_dir, "run_a", ra, layers=False), load_run(data_dir, "run_b", rb, layers=False))
+    seeds = sorted({seed for per_seed in runs.values() for seed in per_seed})
+    for per_seed in runs.values():  # every pair's samples checked before any is computed
+        for ra, rb, _, _ in per_seed.values():
+            check_same_sample(load_run(data_dir, "run_a", ra, layers=False), load_run(data_dir, "run_b", rb, layers=False))
     results, rows = {}, []
-    for pair, (ra, rb, la, lb) in runs.items():
-        log.info("compare %s: %s (%s) vs %s (%s)", pair, la, ra, lb, rb)
-        a, b = load_run(data_dir, "run_a", ra), load_run(data_dir, "run_b", rb)
-        results[pair] = (compare_pair(cfg, data_dir, a, b), a["depths"], b["depths"])
-        rows.append({"pair": pair, "label_a": la, "label_b": lb, "run_a": ra, "run_b": rb, **results[pair][0].summary})
-    findings = compare_findings(cfg.aggregate.analysis, cfg.experiment_name,
-                                {p: (r.matrices["cka"].to_numpy(), da, db) for p, (r, da, db) in results.items()
-                                 if "cka" in r.matrices})
+    for pair, per_seed in runs.items():
+        for seed, (ra, rb, la, lb) in per_seed.items():
+            log.info("compare %s (seed %s): %s (%s) vs %s (%s)", pair, seed, la, ra, lb, rb)
+            a, b = load_run(data_dir, "run_a", ra), load_run(data_dir, "run_b", rb)
+            folder = pair if len(seeds) == 1 else f"{pair}-seed{seed}"
+            results[pair, seed] = (compare_pair(cfg, data_dir, a, b), a["depths"], b["depths"])
+            rows.append({"pair": pair, "seed": seed, "folder": folder, "label_a": la, "label_b": lb, "run_a": ra,
+                         "run_b": rb, **results[pair, seed][0].summary})
+    by_seed = {s: {p: (r.matrices["cka"].to_numpy(), da, db) for (p, s2), (r, da, db) in results.items()
+                   if s2 == s and "cka" in r.matrices} for s in seeds}
+    findings = compare_findings_with_seeds(cfg.aggregate.analysis, cfg.experiment_name, by_seed)
     table = pd.DataFrame(rows)
     with atomic_dir(reports / "compare") as tmp:
-        for pair, (ra, rb, la, lb) in runs.items():
-            with start_run(cfg, "compare", {"run_a": ra, "run_b": rb, "pair": pair}, name=f"{pair}/compare") as tracker:
-                (tmp / pair).mkdir()
-                write_pair(tmp / pair, results[pair][0], la, lb, pair, c.diagram_metric, tracker)
+        for row in rows:
+            pair, seed, folder = row["pair"], row["seed"], row["folder"]
+            with start_run(cfg, "compare", {"run_a": row["run_a"], "run_b": row["run_b"], "pair": pair,
+                                            "seed": str(seed)}, name=f"{folder}/compare") as tracker:
+                (tmp / folder).mkdir()
+                write_pair(tmp / folder, results[pair, seed][0], row["label_a"], row["label_b"], folder,
+                           c.diagram_metric, tracker)
         table.to_csv(tmp / "pairs.csv", index=False)
         write_json(tmp / "findings.json", [f.as_dict() for f in findings])
     for f in findings:
@@ -91,29 +99,37 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
     return table
 
 
-def resolve_pairs(summary_csv: Path, pairs: dict, experiment: str) -> dict[str, tuple[str, str, str, str]]:
-    """``compare.pairs`` (name -> [label A, label B]) -> name -> (run A, run B, label A, label B),
-    by the labels of the experiment's runs in its aggregate's summary table."""
+def resolve_pairs(summary_csv: Path, pairs: dict, experiment: str) -> dict[str, dict[int, tuple[str, str, str, str]]]:
+    """``compare.pairs`` (name -> [label A, label B]) -> name -> training seed -> (run A, run B,
+    label A, label B), by the labels and seeds of the experiment's runs in its aggregate's summary
+    table: a pair is compared once per seed, run A of a seed against run B of the same seed."""
     if not summary_csv.is_file():
         raise ReptopoError(f"compare.pairs of experiment {experiment!r}: {summary_csv} is missing; run the "
                            f"experiment first (python -m reptopo experiment experiment={experiment}_<scale>)")
     summary = read_table(summary_csv, "experiment summary")
-    by_label: dict[str, list[str]] = {}
-    for run, label in summary.drop_duplicates("run")[["run", "label"]].itertuples(index=False):
-        by_label.setdefault(str(label), []).append(str(run))
+    if "seed" not in summary:
+        summary = summary.assign(seed=-1)
+    by_label: dict[str, dict[int, list[str]]] = {}
+    for run, label, seed in summary.drop_duplicates("run")[["run", "label", "seed"]].itertuples(index=False):
+        by_label.setdefault(str(label), {}).setdefault(int(seed), []).append(str(run))
     out = {}
     for name, labels in pairs.items():
         labels = list(labels)
         if len(labels) != 2:
             raise ReptopoError(f"config key compare.pairs.{name}: {labels}; expected two run labels [A, B]")
-        found = []
         for label in labels:
-            if len(by_label.get(label, [])) != 1:
-                what = "no run" if label not in by_label else f"{len(by_label[label])} runs"
-                raise ReptopoError(f"config key compare.pairs.{name}: label {label!r} names {what} of {summary_csv}; "
-                                   f"expected exactly one, one of {sorted(by_label)}")
-            found.append(by_label[label][0])
-        out[str(name)] = (found[0], found[1], labels[0], labels[1])
+            if label not in by_label:
+                raise ReptopoError(f"config key compare.pairs.{name}: label {label!r} names no run of {summary_csv}; "
+                                   f"expected one of {sorted(by_label)}")
+            crowded = {s: len(r) for s, r in by_label[label].items() if len(r) != 1}
+            if crowded:
+                raise ReptopoError(f"config key compare.pairs.{name}: label {label!r} names {max(crowded.values())} runs "
+                                   f"of seed {min(crowded)} in {summary_csv}; expected exactly one per seed")
+        a, b = by_label[labels[0]], by_label[labels[1]]
+        if set(a) != set(b):
+            raise ReptopoError(f"config key compare.pairs.{name}: {labels[0]!r} has seeds {sorted(a)} but {labels[1]!r} "
+                               f"has {sorted(b)} in {summary_csv}; a pair is compared seed by seed")
+        out[str(name)] = {s: (a[s][0], b[s][0], labels[0], labels[1]) for s in sorted(a)}
     return out
 
 

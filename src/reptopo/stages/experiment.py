@@ -41,6 +41,15 @@ def sweep_command(overrides: list[str], passthrough: list[str]) -> list[str]:
     return [sys.executable, "-m", "reptopo", "pipeline", "--multirun", *overrides, *passthrough]
 
 
+def with_seed_axis(overrides: list[str], seeds) -> list[str]:
+    """A sweep's overrides with ``seed=<seeds>`` appended (the seed as a sweep axis: it changes the
+    initialisation, the data order and subsets, and every sample and subsample), unless the sweep
+    sets ``seed`` itself or ``seeds`` is null."""
+    if not seeds or any(o.split("=", 1)[0].lstrip("+~") == "seed" for o in overrides):
+        return overrides
+    return [*overrides, "seed=" + ",".join(str(int(s)) for s in seeds)]
+
+
 def run(cfg: DictConfig, passthrough: list[str] | None = None) -> dict:
     """Run the experiment's sweeps and aggregate; returns the timing record."""
     cfg = validate_config(cfg)
@@ -54,7 +63,7 @@ def run(cfg: DictConfig, passthrough: list[str] | None = None) -> dict:
     runs_file.write_text("")
     env = {**os.environ, "REPTOPO_RUNS_FILE": str(runs_file)}
     for name, overrides in cfg.sweeps.items():
-        cmd = sweep_command(list(overrides), list(passthrough or []))
+        cmd = sweep_command(with_seed_axis(list(overrides), cfg.seeds), list(passthrough or []))
         log.info("experiment %s: sweep %s: %s", cfg.experiment_name, name, " ".join(cmd[3:]))
         res = subprocess.run(cmd, cwd=os.getcwd(), env=env)
         if res.returncode != 0:
@@ -65,6 +74,8 @@ def run(cfg: DictConfig, passthrough: list[str] | None = None) -> dict:
     agg_cfg = cfg.copy()
     OmegaConf.update(agg_cfg, "aggregate.runs", [r["run"] for r in records], merge=False)
     OmegaConf.update(agg_cfg, "aggregate.labels", {r["run"]: str(r["label"]) for r in records}, merge=False)
+    OmegaConf.update(agg_cfg, "aggregate.seeds", {r["run"]: int(r["seed"]) for r in records if "seed" in r},
+                     merge=False)
     aggregate.run(agg_cfg)
     timing = timing_record(cfg, records, abspath(cfg.paths.data_dir), t0, t_runs, time.time())
     write_json_atomic(abspath(cfg.paths.reports_dir) / "timing.json", timing)

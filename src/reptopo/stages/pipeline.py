@@ -67,7 +67,8 @@ def _record_run(cfg: DictConfig) -> None:
         write_json_atomic(metrics, json.loads(trained.read_text()))
     runs_file = os.environ.get("REPTOPO_RUNS_FILE")
     if runs_file:
-        line = json.dumps({"run": cfg.run_name, "train": Path(cfg.paths.train_dir).name, "label": cfg.run_label})
+        line = json.dumps({"run": cfg.run_name, "train": Path(cfg.paths.train_dir).name, "label": cfg.run_label,
+                           "seed": int(cfg.seed)})
         with open(runs_file, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
 

@@ -55,12 +55,22 @@ def load_results(exp_dir: Path, name: str, title: str) -> ExperimentResults:
     pairs = read_table(compare / "pairs.csv", "compared pairs") if (compare / "pairs.csv").is_file() else None
     return ExperimentResults(
         name=name, title=title, findings=found, pairs=pairs,
-        compare_figures=[f"compare/{pair}/figures/{f}.png" for pair in (pairs["pair"] if pairs is not None else [])
-                         for f in ("cka", "diagonal") if (compare / str(pair) / "figures" / f"{f}.png").is_file()],
+        compare_figures=[f"compare/{folder}/figures/{f}.png" for folder in _first_seed_folders(pairs)
+                         for f in ("cka", "diagonal") if (compare / str(folder) / "figures" / f"{f}.png").is_file()],
         timing=read_json(timing, "experiment timing") if timing.is_file() else {},
         train=read_table(train, "train metrics") if train.is_file() and train.stat().st_size > 1 else None,
         figures=sorted(p.name for p in (exp_dir / "figures").glob("*.png")),
     )
+
+
+def _first_seed_folders(pairs) -> list[str]:
+    """Each compared pair's folder for its first seed (the report shows one seed's heatmaps)."""
+    if pairs is None:
+        return []
+    if "folder" not in pairs:
+        return [str(p) for p in pairs["pair"]]
+    first = pairs.sort_values("seed").drop_duplicates("pair")
+    return [str(f) for f in first["folder"]]
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")

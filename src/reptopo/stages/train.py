@@ -72,7 +72,7 @@ def run(cfg: DictConfig, tracker=None) -> dict:
     out_dir = abspath(cfg.paths.train_dir)
     with stage_run(cfg, "train", tracker) as tracker, atomic_dir(out_dir) as tmp:
         model, history = fit(cfg, model, ds, tmp)
-        metrics = {**evaluate_splits(model, ds, cfg.train.eval_batch_size), "n_parameters": count_parameters(model),
+        metrics = {**evaluate_splits(model, ds, cfg.train.eval_batch_size, cfg.train.train_eval_rows, int(cfg.seed)), "n_parameters": count_parameters(model),
                    "train_seconds": round(time.time() - t0, 2)}
         save_checkpoint(tmp, cfg, model, ds, tokenizer)
         write_json(tmp / "metrics.json", metrics)
