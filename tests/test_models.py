@@ -19,7 +19,7 @@ from reptopo.runtime.schema import validate_config
 
 def model_args(name: str) -> list[str]:
     """Overrides that select model ``name``: ``resnet<depth>`` is the one CIFAR-ResNet config at that
-    depth (resnet18 and resnet_small are timm configs of their own)."""
+    depth (resnet18 is timm's, and resnet_small a config of its own: the CIFAR ResNet-14)."""
     m = re.fullmatch(r"resnet(\d+)", name)
     if m and name != "resnet18":
         return ["model=cifar_resnet", f"model.kwargs.depth={m.group(1)}"]
@@ -36,9 +36,9 @@ DOCUMENTED_PROBES = {
     "resnet110": (56, "act1", "layer3.17", "fc"),
     "seresnet": (11, "act1", "layer3.2", "fc"),
     "resnet18": (10, "act1", "layer4.1", "fc"),
-    "resnet_small": (10, "act1", "layer4.1", "fc"),
+    "resnet_small": (8, "act1", "layer3.1", "fc"),
     "vgg11_bn": (11, "features.2", "pre_logits.act2", "head.fc"),
-    "vgg_small": (10, "features.2", "pre_logits.act2", "head.fc"),
+    "vgg_small": (9, "features.2", "pre_logits.act2", "head.fc"),
     "mobilenetv2": (20, "bn1", "bn2", "classifier"),
     "vit_tiny": (7, "blocks.0", "blocks.5", "head"),
     "mlp": (9, "layers.0", "layers.7", "fc"),
@@ -49,7 +49,7 @@ DOCUMENTED_PROBES = {
 ACTIVATION_COUNTS = {
     "resnet20": 19, "resnet32": 31, "resnet56": 55, "resnet110": 109,  # stem + 2 per BasicBlock
     "seresnet": 28,  # stem + 9 blocks x (2 + the SE module's ReLU); 9 sigmoid gates kept
-    "resnet18": 17, "resnet_small": 17, "vgg11_bn": 10, "vgg_small": 9, "mobilenetv2": 35,
+    "resnet18": 17, "resnet_small": 13, "vgg11_bn": 10, "vgg_small": 8, "mobilenetv2": 35,
 }
 
 
@@ -121,7 +121,7 @@ def test_small_input_adaptations_keep_resolution(tmp_path):
     assert seen["resnet32"] == (1, 16, 32, 32)
     cfg = validate_config(compose_cfg(tmp_path, ["model=vit_tiny"]))
     vit = build_model(cfg.model, 1, 10, 28)
-    assert vit.patch_embed.num_patches == 49 and vit.pos_embed.shape == (1, 50, 192)
+    assert vit.patch_embed.num_patches == 16 and vit.pos_embed.shape == (1, 17, 64)  # 7x7 patches, dim 64
     assert len(vit.blocks) == 6
 
 
@@ -193,11 +193,10 @@ def test_default_model_keeps_small_inputs_resolution(tmp_path):
     assert cfg.model.name == "resnet_small"
     net = build_model(cfg.model, 1, 10, 28).eval()
     shapes = {}
-    for name in ("act1", "layer1.1", "layer2.1", "layer3.1", "layer4.1"):
+    for name in ("act1", "layer1.1", "layer2.1", "layer3.1"):
         dict(net.named_modules())[name].register_forward_hook(
             lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:])))
     with torch.no_grad():
         assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
-    assert shapes == {"act1": (64, 28, 28), "layer1.1": (16, 28, 28), "layer2.1": (32, 14, 14),
-                      "layer3.1": (64, 7, 7), "layer4.1": (128, 4, 4)}
-    assert isinstance(net.maxpool, nn.Identity) and net.conv1.stride == (1, 1) and net.conv1.kernel_size == (3, 3)
+    assert shapes == {"act1": (16, 28, 28), "layer1.1": (16, 28, 28), "layer2.1": (32, 14, 14), "layer3.1": (64, 7, 7)}
+    assert net.conv1.stride == (1, 1) and net.conv1.kernel_size == (3, 3)
