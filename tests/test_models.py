@@ -36,9 +36,9 @@ DOCUMENTED_PROBES = {
     "resnet110": (56, "act1", "layer3.17", "fc"),
     "seresnet": (11, "act1", "layer3.2", "fc"),
     "resnet18": (10, "act1", "layer4.1", "fc"),
-    "resnet_small": (8, "act1", "layer3.1", "fc"),
+    "resnet_small": (14, "act1", "layer3.1", "fc"),
     "vgg11_bn": (11, "features.2", "pre_logits.act2", "head.fc"),
-    "vgg_small": (9, "features.2", "pre_logits.act2", "head.fc"),
+    "vgg_small": (10, "features.2", "pre_logits.act2", "head.fc"),
     "mobilenetv2": (20, "bn1", "bn2", "classifier"),
     "vit_tiny": (7, "blocks.0", "blocks.5", "head"),
     "mlp": (9, "layers.0", "layers.7", "fc"),
@@ -49,7 +49,7 @@ DOCUMENTED_PROBES = {
 ACTIVATION_COUNTS = {
     "resnet20": 19, "resnet32": 31, "resnet56": 55, "resnet110": 109,  # stem + 2 per BasicBlock
     "seresnet": 28,  # stem + 9 blocks x (2 + the SE module's ReLU); 9 sigmoid gates kept
-    "resnet18": 17, "resnet_small": 13, "vgg11_bn": 10, "vgg_small": 8, "mobilenetv2": 35,
+    "resnet18": 17, "resnet_small": 13, "vgg11_bn": 10, "vgg_small": 9, "mobilenetv2": 35,
 }
 
 

@@ -1,5 +1,7 @@
 """Every paper experiment end to end at a tiny size (real training, attacks, homology, Hydra
-multiruns, aggregate with finding checks), then the REPRODUCTION report built from them."""
+multiruns, aggregate with finding checks), then the REPRODUCTION report built from them. Two
+training seeds (the quick scale's seed axis, at 2 instead of 3), so every verdict is also checked
+per seed and on the seed means, and the compare stage pairs runs seed by seed."""
 from __future__ import annotations
 
 import json
@@ -19,6 +21,7 @@ EXPERIMENTS = list(paper_experiments(CONF))
 TINY = ["data.train_size=256", "data.val_size=64", "data.test_size=150",
         "sample.size=120", "topology.phdim.n_start=50", "topology.phdim.n_step=25",
         "topology.lifespans.max_per_class=40", "topology.lifespans.global_max_points=120", "topology.betti.num=20"]
+SEEDS = ["seeds=[0,1]"]  # E4 keeps its one seed (its zoo's models are its replicates)
 COMPARED = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["compare_experiment"]["matrix"]["name"]
 VERDICTS = {"reproduced", "partly", "not reproduced", "not measured"}
 
@@ -32,10 +35,12 @@ def paper_root(tmp_path_factory):
         tracking = "tracking=sqlite" if exp == "e1" else "tracking=none"
         # E4's zoo varies the epochs itself (1 or 3): a command-line value would apply to every job.
         epochs = [] if exp == "e4" else ["train.max_epochs=1"]
-        res = run_cli("experiment", f"experiment={exp}_quick", f"paths.root={root}", tracking, *TINY, *epochs, cwd=root)
+        seeds = [] if exp == "e4" else SEEDS
+        res = run_cli("experiment", f"experiment={exp}_quick", f"paths.root={root}", tracking, *TINY, *epochs, *seeds,
+                      cwd=root)
         assert res.returncode == 0, f"{exp}:\n{res.stderr[-5000:]}"
         if exp in COMPARED:  # dvc stage compare_experiment@<exp>
-            res = run_cli("compare", f"experiment={exp}_quick", f"paths.root={root}", tracking, *TINY, cwd=root)
+            res = run_cli("compare", f"experiment={exp}_quick", f"paths.root={root}", tracking, *TINY, *SEEDS, cwd=root)
             assert res.returncode == 0, f"compare {exp}:\n{res.stderr[-5000:]}"
     res = run_cli("reproduction", "scale=quick", f"paths.root={root}", "tracking=none", cwd=root)
     assert res.returncode == 0, res.stderr[-4000:]
@@ -59,6 +64,12 @@ def test_every_experiment_reports_computed_findings(paper_root):
     for exp in EXPERIMENTS:
         found = findings(paper_root, exp)
         assert found and all(f["verdict"] in VERDICTS and f["measured"] and f["claim"] for f in found)
+        # Every finding checked per seed (E4: its one seed) with verdicts of the same kinds.
+        want = ["0"] if exp == "e4" else ["0", "1"]
+        assert all(sorted(f["seeds"]) == want and {v["verdict"] for v in f["seeds"].values()} <= VERDICTS for f in found)
+        train = pd.read_csv(reports(paper_root, exp) / "tables" / "train_metrics.csv")
+        assert list(train.columns[:5]) == ["run", "label", "seed", "model", "dataset"]
+        assert sorted(train["seed"].unique().tolist()) == [int(s) for s in want]
         ids[exp] = [f["id"] for f in found]
         timing = json.loads((reports(paper_root, exp) / "timing.json").read_text())
         assert timing["runs"] == len(runs_of(paper_root, exp)) and timing["wall_seconds"] > 0
@@ -76,8 +87,16 @@ def test_reproduction_report_is_built_from_the_findings(paper_root):
             row = table[(table.id == f["id"]) & (table.experiment == exp)].iloc[0]
             assert row.verdict == f["verdict"] and row.measured == f["measured"]
             assert f"| {f['id']} | {exp} |" in md
+            n = len(f["seeds"])
+            assert row.seeds.startswith(f"reproduced in ") and f" of {n} seed" in row.seeds
+            assert row.seeds.endswith(f"(mean: {f['verdict']})") and f"Finding {f['id']} per seed (" in md
         assert f"| {exp} |" in md.split("## Wall time per stage")[1]  # a timing row per experiment
         assert f"]({exp}/figures/" in md  # figures linked relative to the report
+    # The regime: one row per experiment, computed; tiny runs meet no floor of the quick scale.
+    regime = md.split("## Regime: the paper's setting and ours")[1].split("## Rules behind the verdicts")[0]
+    for exp in EXPERIMENTS:
+        assert f"\n| {exp} | " in regime and f"\n- {exp}: " in regime
+    assert "| 2 | **no** |" in regime and "NOT met" in regime
     # Every linked figure exists.
     for link in [l.split("](")[1].rstrip(")") for l in md.splitlines() if l.startswith("![")]:
         assert (paper_root / "reports" / "quick" / link).is_file(), link
@@ -88,6 +107,7 @@ def test_compared_pairs_and_k1_reach_the_report(paper_root):
     table = pd.read_csv(paper_root / "reports" / "quick" / "findings.csv", dtype={"id": str})
     (k1,) = json.loads((reports(paper_root, "e1") / "compare" / "findings.json").read_text())
     assert k1["id"] == "K1" and k1["verdict"] in VERDICTS and set(k1["values"]) == {"vgg_vs_resnet"}
+    assert sorted(k1["seeds"]) == ["0", "1"] and all(set(v["values"]) == {"vgg_vs_resnet"} for v in k1["seeds"].values())
     row = table[table.id == "K1"].iloc[0]
     assert row.experiment == "e1" and row.verdict == k1["verdict"] and f"| K1 | e1 |" in md
     want = {"e1": ["vgg_vs_resnet"], "e3": [f"{a}_vs_relu" for a in ("silu", "tanh", "relu6", "sigmoid", "elu")],
@@ -95,34 +115,42 @@ def test_compared_pairs_and_k1_reach_the_report(paper_root):
     assert sorted(want) == sorted(COMPARED)
     for exp, pairs in want.items():
         got = pd.read_csv(reports(paper_root, exp) / "compare" / "pairs.csv")
-        assert got["pair"].tolist() == pairs
+        # One row per pair and seed; E7's text models have one seed, so their pairs too.
+        seeds = {p: [0] if ("minilm" in p or "bert" in p) else [0, 1] for p in pairs}
+        assert list(zip(got["pair"], got["seed"])) == [(p, s) for p in pairs for s in seeds[p]]
         summary = pd.read_csv(reports(paper_root, exp) / "tables" / "summary.csv").drop_duplicates("run")
-        label = dict(zip(summary["run"], summary["label"]))
+        label, seed = dict(zip(summary["run"], summary["label"])), dict(zip(summary["run"], summary["seed"]))
         assert [label[r] for r in got["run_a"]] == got["label_a"].tolist()  # the runs the labels name
+        assert [seed[r] for r in got["run_a"]] == [seed[r] for r in got["run_b"]] == got["seed"].tolist()
         for pair in pairs:
-            assert_png(reports(paper_root, exp) / "compare" / pair / "figures" / "cka.png")
-            assert f"| {pair} |" in md and f"({exp}/compare/{pair}/figures/cka.png)" in md
+            for s in seeds[pair]:
+                assert_png(reports(paper_root, exp) / "compare" / f"{pair}-seed{s}" / "figures" / "cka.png")
+            assert f"| {pair} |" in md and f"({exp}/compare/{pair}-seed0/figures/cka.png)" in md
     e3 = pd.read_csv(reports(paper_root, "e3") / "compare" / "pairs.csv")
     assert (e3["label_b"] == "relu").all() and e3["mean_diagonal_cka"].between(0, 1).all()
 
 
 def test_runs_are_shared_where_the_config_is_the_same(paper_root):
     e1, e2 = runs_of(paper_root, "e1"), runs_of(paper_root, "e2")
-    assert len(e1) == 2 and len(e2) == 4 and set(e1) < set(e2)
+    assert len(e1) == 4 and len(e2) == 8 and set(e1) < set(e2)  # 2 models (x 2 datasets) x 2 seeds
+    # E3's ReLU network is E1's VGG-style CNN, seed by seed.
+    e3 = pd.read_csv(reports(paper_root, "e3") / "tables" / "summary.csv").drop_duplicates("run")
+    assert set(e3[e3["label"] == "relu"]["run"]) == {r for r in e1 if r.startswith("vgg_small-")}
     # A shared run is labelled by each experiment its own way (E1: model; E2: model and data).
     labels = {exp: pd.read_csv(reports(paper_root, exp) / "tables" / "summary.csv").groupby("run")["label"].first()
               for exp in ("e1", "e2")}
-    assert sorted(labels["e1"]) == ["resnet_small", "vgg_small"]
-    assert sorted(labels["e2"]) == ["resnet_small fashion_mnist", "resnet_small mnist_5k",
-                                    "vgg_small fashion_mnist", "vgg_small mnist_5k"]
+    assert sorted(set(labels["e1"])) == ["resnet_small", "vgg_small"]
+    assert sorted(set(labels["e2"])) == ["resnet_small fashion_mnist", "resnet_small mnist_5k",
+                                         "vgg_small fashion_mnist", "vgg_small mnist_5k"]
     e5 = json.loads((reports(paper_root, "e5") / "timing.json").read_text())
-    assert e5["runs"] == 11 and e5["checkpoints"] == 1
+    assert e5["runs"] == 22 and e5["checkpoints"] == 2  # one checkpoint per seed serves every eps
     e7 = json.loads((reports(paper_root, "e7") / "timing.json").read_text())
-    assert e7["runs"] == 6 and e7["checkpoints"] == 3
+    assert e7["runs"] == 8 and e7["checkpoints"] == 4  # the ViT per seed; MiniLM and BERT one seed
 
 
 def test_e3_e4_e5_e7_naitzat_tables(paper_root):
     labels = pd.read_csv(reports(paper_root, "e3") / "tables" / "summary.csv")["label"].unique()
+    assert len(pd.read_csv(reports(paper_root, "e3") / "tables" / "train_metrics.csv")) == 12
     assert sorted(labels) == ["elu", "relu", "relu6", "sigmoid", "silu", "tanh"]
 
     zoo = pd.read_csv(reports(paper_root, "e4") / "tables" / "zoo.csv")
@@ -132,7 +160,8 @@ def test_e3_e4_e5_e7_naitzat_tables(paper_root):
     assert_png(reports(paper_root, "e4") / "figures" / "zoo_generalization.png")
 
     attack = pd.read_csv(reports(paper_root, "e5") / "tables" / "attack.csv")
-    assert attack["eps"].tolist() == [0.0, 0.005, 0.015, 0.025, 0.035, 0.045, 0.055, 0.065, 0.075, 0.085, 0.095]
+    eps = [0.0, 0.005, 0.015, 0.025, 0.035, 0.045, 0.055, 0.065, 0.075, 0.085, 0.095]
+    assert attack.sort_values(["seed", "eps"])["eps"].tolist() == eps * 2 and attack["seed"].tolist() == [0] * 11 + [1] * 11
     assert attack["macro_f1"].between(0, 1).all() and (attack["target"] == 8).all()
     assert_png(reports(paper_root, "e5") / "figures" / "attack_lifespans.png")
 
@@ -143,7 +172,7 @@ def test_e3_e4_e5_e7_naitzat_tables(paper_root):
         assert pools == {meta["probe"]["token_pooling"]} and pools <= {"cls", "mean"}
 
     cb = pd.read_csv(reports(paper_root, "naitzat") / "tables" / "class_betti.csv")
-    assert cb["run"].nunique() == 6 and set(cb["class"]) == {0, 1}
+    assert cb["run"].nunique() == 12 and set(cb["class"]) == {0, 1} and set(cb["seed"]) == {0, 1}
     assert (cb["betti_0"] >= 1).all()
     # The table holds what knn_betti_numbers gives on that run's stored activations.
     topo = compose_cfg(paper_root, ["experiment=naitzat_quick", *TINY]).topology

@@ -36,8 +36,8 @@ def test_resnet_blocks_cover_every_residual_block(tmp_path):
     cfg = compose_cfg(tmp_path, ["probe.strategy=blocks"])
     net = build_model(cfg.model, 1, 10, 28)
     names = [p.name for p in select_probes(net, cfg.model, cfg.probe, example_input(1, 28))]
-    assert names == ["act1", "layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1",
-                     "layer4.0", "layer4.1", "fc"]
+    assert names == ["act1", "layer1.0.act1", "layer1.0", "layer1.1.act1", "layer1.1", "layer2.0.act1", "layer2.0",
+                     "layer2.1.act1", "layer2.1", "layer3.0.act1", "layer3.0", "layer3.1.act1", "layer3.1", "fc"]
 
 
 def test_probe_naming_missing_layer(tmp_path):
@@ -50,7 +50,7 @@ def test_probe_naming_missing_layer(tmp_path):
 def test_too_many_probes_requested(tmp_path):
     cfg = compose_cfg(tmp_path, ["probe.num=40"])
     net = build_model(cfg.model, 1, 10, 28)
-    with pytest.raises(ReptopoError, match="probe.num=40 but model 'resnet_small' has only 9 block outputs"):
+    with pytest.raises(ReptopoError, match="probe.num=40 but model 'resnet_small' has only 13 block outputs"):
         select_probes(net, cfg.model, cfg.probe, example_input(1, 28))
 
 
@@ -72,7 +72,7 @@ def test_recorder_pools_inside_hook(tmp_path):
     with torch.no_grad(), ActivationRecorder(net, probes, lambda p, t: got.setdefault(p.name, t)):
         logits = net(torch.randn(3, 1, 28, 28))
     assert all(t.dim() == 2 and t.shape[0] == 3 for t in got.values())
-    assert got["layer4.1"].shape[1] == 128  # resnet_small: widths 16/32/64/128
+    assert got["layer3.1"].shape[1] == 64  # resnet_small: widths 16/32/64
     assert torch.allclose(got["fc"], logits)
     # Hooks are removed on exit.
     assert all(len(m._forward_hooks) == 0 for m in net.modules())

@@ -158,3 +158,13 @@ def test_k1_per_seed_and_on_the_mean_cka():
     (same,) = compare_findings_with_seeds("e1", "e1", {0: {"p": (diag, d, d)}, 1: {"p": (diag * 2, d, d)}})
     assert same.verdict == fnd.REPRODUCED and same.seed_summary == "reproduced in 2 of 2 seeds (mean: reproduced)"
     json.dumps(same.as_dict())  # findings.json stays JSON
+
+
+@pytest.mark.parametrize("seeds", ["[-1]", "[0,0]", "[]"])
+def test_bad_seed_lists_are_one_clear_error(tmp_path, seeds):
+    from conftest import compose_cfg
+    from reptopo.runtime.schema import validate_config
+
+    with pytest.raises(ReptopoError, match=r"config key seeds: .* expected distinct training seeds >= 0"):
+        validate_config(compose_cfg(tmp_path, [f"seeds={seeds}"]))
+    assert validate_config(compose_cfg(tmp_path, ["seeds=[0,2]"])).seeds == [0, 2]

@@ -19,7 +19,7 @@ def test_train_writes_checkpoint_and_metrics(trained_digits):
     assert {p.name for p in out.iterdir()} == {"model.safetensors", "model.json", "metrics.json", "history.json", "_stage.json"}
     saved = json.loads((out / "metrics.json").read_text())
     assert saved == json.loads((root / "data/metrics" / cfg.run_name / "train.json").read_text())
-    assert 0.0 <= saved["test_acc"] <= 1.0 and saved["n_parameters"] == 709_674  # resnet_small, 1 channel
+    assert 0.0 <= saved["test_acc"] <= 1.0 and saved["n_parameters"] == 174_970  # resnet_small (ResNet-14), 1 channel
     # No temp folders are left next to the output.
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
 
@@ -27,12 +27,12 @@ def test_train_writes_checkpoint_and_metrics(trained_digits):
 def test_activations_metadata(trained_digits):
     root, cfg, _, meta = trained_digits
     out = root / "data/activations" / cfg.run_name
-    assert [l["name"] for l in meta["layers"]] == ["act1", "layer4.1", "fc"]
+    assert [l["name"] for l in meta["layers"]] == ["act1", "layer3.1", "fc"]
     assert [l["depth"] for l in meta["layers"]] == pytest.approx([1 / 3, 2 / 3, 1])
     assert [l["pooling"] for l in meta["layers"]] == ["gap", "gap", "none"]
     # The stem keeps the input's resolution (3x3 stride 1, no max-pool): 8x8 digits stay 8x8.
-    assert meta["layers"][0]["output_shape"] == [64, 8, 8]
-    assert meta["layers"][1]["output_shape"] == [128, 1, 1]  # layer4.1: three stride-2 stages, 8 -> 1
+    assert meta["layers"][0]["output_shape"] == [16, 8, 8]
+    assert meta["layers"][1]["output_shape"] == [64, 2, 2]  # layer3.1: two stride-2 stages, 8 -> 2
     labels, idx = np.load(out / "labels.npy"), np.load(out / "indices.npy")
     assert labels.shape == idx.shape == (200,) and len(set(idx)) == 200
     from sklearn.datasets import load_digits
@@ -58,12 +58,12 @@ def test_homology_matches_the_engine_and_is_deterministic(trained_digits):
     X = np.load(root / "data/activations" / cfg.run_name / "layer_01.npy").astype(np.float64)
     labels = np.load(root / "data/activations" / cfg.run_name / "labels.npy")
     # The stage's numbers are the engine's numbers on the same cloud.
-    ph = topology.phdim(X, n_start=60, n_step=30, seed=cfg.seed)
+    ph = topology.phdim(X, n_start=60, n_step=30, n_repeats=3, seed=cfg.seed)
     assert summary.loc[1, "phdim"] == pytest.approx(ph.dim, rel=1e-9)
     l_local = topology.lifespans_sum(X, [0, 1], labels=labels, max_per_class=50)
     assert summary.loc[1, ["L0_local", "L1_local"]].tolist() == pytest.approx(list(l_local), rel=1e-9)
     # Depth order and the Betti grid.
-    assert summary["layer"].tolist() == ["act1", "layer4.1", "fc"]
+    assert summary["layer"].tolist() == ["act1", "layer3.1", "fc"]
     grid = json.loads((out / "grid.json").read_text())
     assert grid["num"] == 20 and grid["values"][0] == 0.0
     with np.load(out / "diagrams.npz") as d:

@@ -96,11 +96,12 @@ def analyze(kind: str, experiment: str, combined: Combined, target_class: int = 
 
 def compare_findings_with_seeds(kind: str | None, experiment: str, per_seed: dict[int, dict]) -> list:
     """:func:`compare_findings` per seed, and on each pair's CKA matrix averaged over the seeds
-    (``per_seed``: seed -> {pair: (CKA matrix, depths of A, depths of B)}; every seed compares the
-    same pairs, whose layers do not depend on the seed)."""
+    (``per_seed``: seed -> {pair: (CKA matrix, depths of A, depths of B)}; a pair's layers do not
+    depend on the seed; a pair's mean is over the seeds that compared it)."""
     found = {s: compare_findings(kind, experiment, pairs) for s, pairs in per_seed.items()}
     if len(per_seed) == 1:
         return fnd.with_seeds(next(iter(found.values())), found)
-    first = per_seed[min(per_seed)]
-    means = {p: (np.mean([per_seed[s][p][0] for s in per_seed], axis=0), da, db) for p, (_, da, db) in first.items()}
+    pairs = {p: (da, db) for s in sorted(per_seed, reverse=True) for p, (_, da, db) in per_seed[s].items()}
+    means = {p: (np.mean([per_seed[s][p][0] for s in per_seed if p in per_seed[s]], axis=0), da, db)
+             for p, (da, db) in sorted(pairs.items())}
     return fnd.with_seeds(compare_findings(kind, experiment, means), found)
