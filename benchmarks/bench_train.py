@@ -8,7 +8,8 @@ Run from the repository root, on an otherwise idle machine::
 For each model (``conf/model/<name>.yaml``, built by ``reptopo.nets.build_model`` for 1 x 28 x 28
 inputs and 10 classes) both loops train a fresh copy with the same seed on the same tensors
 (random images, Fashion-MNIST's shape; throughput does not depend on the pixels), the same batch
-size, optimiser (AdamW), cosine schedule, deterministic algorithms and thread count:
+size, optimiser (AdamW), cosine schedule, deterministic algorithms, thread count and memory
+layout (``--layout``; default: the stage's, ``train.channels_last`` of ``conf/train/default.yaml``):
 
 - **reference**: ``for x, y in DataLoader(...)``: forward, cross-entropy, backward, step;
 - **ours**: ``reptopo.stages.train.fit``'s set-up: :class:`reptopo.nets.lightning.Classifier` in a
@@ -53,9 +54,17 @@ def _loader(x, y, batch: int, seed: int = 0):
     return DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True, generator=gen, num_workers=0)
 
 
-def plain_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3) -> float:
+def _stage_layout() -> str:
+    from omegaconf import OmegaConf
+
+    return "channels_last" if OmegaConf.load("conf/train/default.yaml").channels_last else "nchw"
+
+
+def plain_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3, layout: str = "nchw") -> float:
     torch.manual_seed(0)
     model = _model(name)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    model = model.to(memory_format=fmt)
     loader = _loader(x, y, batch)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * len(loader))
@@ -63,7 +72,7 @@ def plain_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3) -> fl
     t0 = time.perf_counter()
     for _ in range(epochs):
         for xb, yb in loader:
-            loss = F.cross_entropy(model(xb), yb)
+            loss = F.cross_entropy(model(xb.contiguous(memory_format=fmt)), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -71,7 +80,7 @@ def plain_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3) -> fl
     return time.perf_counter() - t0
 
 
-def lightning_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3) -> float:
+def lightning_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3, layout: str = "nchw") -> float:
     import logging
 
     import pytorch_lightning as pl
@@ -81,7 +90,8 @@ def lightning_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3) -
 
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     torch.manual_seed(0)
-    module = Classifier(_model(name), "adamw", lr, 5e-4, "cosine", augment=None)
+    module = Classifier(_model(name), "adamw", lr, 5e-4, "cosine", augment=None,
+                        channels_last=layout == "channels_last")
     trainer = pl.Trainer(
         max_epochs=epochs, accelerator="cpu", devices=1, deterministic=True, logger=False,
         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
@@ -94,17 +104,17 @@ def lightning_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3) -
     return time.perf_counter() - t0
 
 
-def bench(name: str, n: int, batch: int, epochs: int, repeats: int) -> dict:
+def bench(name: str, n: int, batch: int, epochs: int, repeats: int, layout: str) -> dict:
     x, y = _data(n)
-    plain_loop(name, x[: batch * 4], y[: batch * 4], batch, 1)  # warm-up
-    lightning_loop(name, x[: batch * 4], y[: batch * 4], batch, 1)
+    plain_loop(name, x[: batch * 4], y[: batch * 4], batch, 1, layout=layout)  # warm-up
+    lightning_loop(name, x[: batch * 4], y[: batch * 4], batch, 1, layout=layout)
     t_ref = t_ours = float("inf")
     for _ in range(repeats):
-        t_ref = min(t_ref, plain_loop(name, x, y, batch, epochs))
-        t_ours = min(t_ours, lightning_loop(name, x, y, batch, epochs))
+        t_ref = min(t_ref, plain_loop(name, x, y, batch, epochs, layout=layout))
+        t_ours = min(t_ours, lightning_loop(name, x, y, batch, epochs, layout=layout))
     images = n * epochs
     return {
-        "task": f"{name} N={n} batch={batch} x{epochs} ep",
+        "task": f"{name} {layout} N={n} b={batch} x{epochs}",
         "ref_name": "plain PyTorch loop",
         "t_ref": t_ref,
         "t_ours": t_ours,
@@ -117,16 +127,21 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=256, help="the quick scale's train.batch_size")
+    parser.add_argument("--layout", choices=["channels_last", "nchw"], default=None,
+                        help="memory layout of both loops (default: the stage's train.channels_last)")
     args = parser.parse_args(argv)
     torch.use_deterministic_algorithms(True)  # as the stage (deterministic=True) does
     from reptopo.runtime.threads import limit_threads
 
     threads = limit_threads()
+    torch.set_flush_denormal(True)  # as the stage does
+    layout = args.layout or _stage_layout()
     n = 2048 if args.quick else 6000
     models = ["vgg_small", "resnet_small"] + ([] if args.quick else ["mobilenetv2"])
     print(f"# torch {torch.__version__}, {threads} threads; {platform.python_version()} on {sys.platform}")
     run_rows("reptopo train benchmark: Lightning (the train stage) vs a plain loop",
-             (lambda m=m: bench(m, n, 128, 1, args.repeats) for m in models), task_width=40)
+             (lambda m=m: bench(m, n, args.batch, 1, args.repeats, layout) for m in models), task_width=44)
 
 
 if __name__ == "__main__":

@@ -229,9 +229,10 @@ def test_out_of_range_value_is_one_line_naming_the_key(tmp_path):
     assert str(err.value) == "config key train.lr: -1.0 is out of range; expected > 0"
 
 
-def test_a_code_revision_renames_only_its_own_stage_outputs(tmp_path, monkeypatch):
+def test_a_code_revision_renames_its_own_and_the_downstream_stage_outputs(tmp_path, monkeypatch):
     # The run pool reuses an output whose fingerprint matches, so a change to a stage's numbers
-    # must change its fingerprint: CODE_REVISIONS does that, for that stage (and no other) only.
+    # must change its fingerprint: CODE_REVISIONS does that, for that stage and the stages after
+    # it (they read its output), and no other.
     from reptopo.runtime import confighash
     from reptopo.runtime.stamps import fingerprint
 
@@ -241,4 +242,7 @@ def test_a_code_revision_renames_only_its_own_stage_outputs(tmp_path, monkeypatc
     after = {s: fingerprint(cfg, s) for s in confighash.STAGE_INPUTS}
     assert after["homology"] != before["homology"]
     assert after["train"] == before["train"] and after["activations"] == before["activations"]
+    monkeypatch.setitem(confighash.CODE_REVISIONS, "train", confighash.CODE_REVISIONS["train"] + 1)
+    retrained = {s: fingerprint(cfg, s) for s in confighash.STAGE_INPUTS}
+    assert all(retrained[s] not in (before[s], after[s]) for s in confighash.STAGE_INPUTS)
     assert set(confighash.CODE_REVISIONS) == set(confighash.STAGE_INPUTS)

@@ -19,7 +19,8 @@ class Classifier(pl.LightningModule):
     """Cross-entropy training with AdamW/SGD and an optional cosine schedule."""
 
     def __init__(self, model: nn.Module, optimizer: str = "adamw", lr: float = 1e-3,
-                 weight_decay: float = 0.0, scheduler: str | None = "cosine", augment: str | None = None) -> None:
+                 weight_decay: float = 0.0, scheduler: str | None = "cosine", augment: str | None = None,
+                 channels_last: bool = False) -> None:
         super().__init__()
         if augment not in AUGMENTATIONS:
             raise ReptopoError(f"train.augment={augment!r}; expected one of {list(AUGMENTATIONS)}")
@@ -29,12 +30,20 @@ class Classifier(pl.LightningModule):
         self.lr = lr
         self.weight_decay = weight_decay
         self.scheduler_name = scheduler
+        # NHWC for models with 2-d convolutions: 1.5x (CNNs) to 2x (MobileNetV2's depthwise convs)
+        # the training throughput on CPU (oneDNN). The sums run in another order, so the weights
+        # differ from NCHW training in the last bits (still bitwise-deterministic per seed).
+        self.channels_last = bool(channels_last) and any(isinstance(m, nn.Conv2d) for m in model.modules())
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         return self.model(*inputs)
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         *inputs, y = batch
+        if self.channels_last:
+            inputs = [t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t for t in inputs]
         logits = self(*inputs)
         loss = F.cross_entropy(logits, y)
         acc = (logits.argmax(dim=1) == y).float().mean()

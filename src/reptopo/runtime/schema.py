@@ -127,6 +127,7 @@ class TrainSchema:
     eval_batch_size: int = ranged(">= 1")
     train_eval_rows: Optional[int] = ranged(">= 1")  # train_acc on this many training rows; null: all
     augment: Optional[str] = MISSING
+    channels_last: bool = MISSING  # NHWC training of conv nets (faster on CPU; last-bit numerics)
 
 
 @dataclass

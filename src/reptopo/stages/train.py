@@ -53,8 +53,12 @@ def run(cfg: DictConfig, tracker=None) -> dict:
     """Train and save; returns the metrics dict. Logs into ``tracker`` or a new MLflow run."""
     cfg = validate_config(cfg)
     import pytorch_lightning as pl
+    import torch
 
     limit_threads()
+    # Denormal floats (tiny gradients late in an annealed schedule) run 10-100x slower on x86;
+    # flushing them to zero costs nothing measurable in accuracy and keeps epochs at one speed.
+    torch.set_flush_denormal(True)
     # Lightning's banner (accelerator tips) is noise in stage logs; warnings still show.
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     t0 = time.time()
@@ -92,7 +96,8 @@ def fit(cfg: DictConfig, model, ds, root: Path):
     from torch.utils.data import DataLoader, TensorDataset
 
     t = cfg.train
-    module = Classifier(model, t.optimizer, t.lr, t.weight_decay, t.scheduler, augment=t.augment)
+    module = Classifier(model, t.optimizer, t.lr, t.weight_decay, t.scheduler, augment=t.augment,
+                        channels_last=t.channels_last)
     gen = torch.Generator().manual_seed(int(cfg.seed))
     train_loader = DataLoader(TensorDataset(*ds.train.tensors()), batch_size=t.batch_size,
                               shuffle=True, generator=gen, num_workers=t.num_workers)
@@ -106,7 +111,8 @@ def fit(cfg: DictConfig, model, ds, root: Path):
         callbacks=[history, TQDMProgressBar(refresh_rate=10)], default_root_dir=str(root),
     )
     trainer.fit(module, train_loader, val_loader if len(ds.val) else None)
-    return module.model.cpu().eval(), history.epochs
+    # Back to NCHW: safetensors stores contiguous tensors, and later stages feed NCHW batches.
+    return module.model.cpu().to(memory_format=torch.contiguous_format).eval(), history.epochs
 
 
 def save_checkpoint(out: Path, cfg: DictConfig, model, ds, tokenizer) -> None:
