@@ -139,6 +139,38 @@ def test_an_experiments_pairs_are_compared_and_k1_checked(trained_digits):
     assert json.loads((out / "findings.json").read_text()) == []
 
 
+def test_pooled_pairs_are_reused_until_their_settings_or_runs_change(trained_digits, monkeypatch):
+    from reptopo.runtime.stamps import STAMP
+    from reptopo.stages import compare
+
+    root, cfg, _, _ = trained_digits
+    other = _copy_run(root, cfg.run_name, "scaled-for-pool", lambda X: 2.0 * X)
+    _experiment_tables(root, {cfg.run_name: "original", other: "scaled"})
+    overrides = [*TINY, "tracking=none", "aggregate.analysis=e1", "+compare.pairs.same=[original,scaled]",
+                 "compare.measures=[cka,overlap]"]
+    first = compare.run(compose_cfg(root, overrides))
+    out = root / "reports/tiny/compare"
+    pool = sorted((root / "data/compare").glob(f"{cfg.run_name}--{other}-*"))
+    assert len(pool) == 1 and not (out / "same" / STAMP).exists()
+    before = (out / "same" / "cka.csv").read_text(), (out / "findings.json").read_text()
+    calls = []
+    real = compare.compare_pair
+    monkeypatch.setattr(compare, "compare_pair", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = compare.run(compose_cfg(root, overrides))  # nothing changed: nothing computed
+    assert calls == [] and again.equals(first)
+    assert ((out / "same" / "cka.csv").read_text(), (out / "findings.json").read_text()) == before
+    compare.run(compose_cfg(root, [*overrides, "compare.k=5"]))  # a setting changed
+    assert calls == [1] and len(list((root / "data/compare").glob(f"{cfg.run_name}--{other}-*"))) == 2
+    stamp = root / "data/activations" / other / STAMP  # a run remade by another config
+    saved = stamp.read_text()
+    stamp.write_text(json.dumps({**json.loads(saved), "fingerprint": "0" * 64}))
+    try:
+        compare.run(compose_cfg(root, [*overrides, "compare.k=5"]))
+    finally:
+        stamp.write_text(saved)
+    assert calls == [1, 1]
+
+
 def test_an_unknown_pair_label_is_one_line_and_writes_nothing(trained_digits):
     root, cfg, _, _ = trained_digits
     _experiment_tables(root, {cfg.run_name: "original"})

@@ -8,6 +8,8 @@ Two modes:
   named them in ``paths.reports_dir``/tables/summary.csv); writes ``paths.reports_dir``/compare/:
   one folder per pair, ``pairs.csv`` (one row per pair: its runs and summary scalars) and
   ``findings.json`` (the experiment's comparison findings, :func:`reptopo.paper.analyses.compare_findings`).
+  Each pair is computed once into the pool, ``paths.data_dir``/compare/<run_a>--<run_b>-<key>, and
+  copied from there: a rerun whose settings and runs are unchanged (:func:`pair_key`) recomputes nothing.
 
 A pair's folder holds ``<measure>.csv`` (layer x layer matrix, rows: A's layers, columns: B's)
 for cka, cka_debiased, overlap and diagram_h<k>; ``diagonal.csv`` (per layer of A, B's layer at
@@ -17,13 +19,17 @@ is one MLflow run, ``<run_a>--<run_b>/compare`` (or ``<pair>/compare``): scalars
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import shutil
+import time
 from pathlib import Path
 
 import hydra
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from reptopo.analysis import figures
 from reptopo.analysis.compare import Comparison, compare_runs
@@ -33,6 +39,7 @@ from reptopo.runtime.config import abspath, config_dir
 from reptopo.runtime.errors import ReptopoError
 from reptopo.runtime.io import atomic_dir, load_layer, read_json, read_table, require_dir, write_json
 from reptopo.runtime.schema import validate_config
+from reptopo.runtime.stamps import STAMP, read_stamp
 from reptopo.runtime.threads import limit_threads
 from reptopo.runtime.tracking import start_run
 
@@ -71,32 +78,65 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
     for per_seed in runs.values():  # every pair's samples checked before any is computed
         for ra, rb, _, _ in per_seed.values():
             check_same_sample(load_run(data_dir, "run_a", ra, layers=False), load_run(data_dir, "run_b", rb, layers=False))
-    results, rows = {}, []
+    rows, by_seed = [], {s: {} for s in seeds}
     for pair, per_seed in runs.items():
         for seed, (ra, rb, la, lb) in per_seed.items():
-            log.info("compare %s (seed %s): %s (%s) vs %s (%s)", pair, seed, la, ra, lb, rb)
-            a, b = load_run(data_dir, "run_a", ra), load_run(data_dir, "run_b", rb)
             folder = pair if len(seeds) == 1 else f"{pair}-seed{seed}"
-            results[pair, seed] = (compare_pair(cfg, data_dir, a, b), a["depths"], b["depths"])
+            pooled = pooled_pair(cfg, data_dir, ra, rb, la, lb, pair, folder, seed)
             rows.append({"pair": pair, "seed": seed, "folder": folder, "label_a": la, "label_b": lb, "run_a": ra,
-                         "run_b": rb, **results[pair, seed][0].summary})
-    by_seed = {s: {p: (r.matrices["cka"].to_numpy(), da, db) for (p, s2), (r, da, db) in results.items()
-                   if s2 == s and "cka" in r.matrices} for s in seeds}
+                         "run_b": rb, **read_json(pooled / "summary.json", "compare summary"), "pooled": pooled})
+            if (pooled / "cka.csv").is_file():  # the numbers as written, so a reuse gives the same findings
+                a, b = (load_run(data_dir, key, r, layers=False) for key, r in (("run_a", ra), ("run_b", rb)))
+                cka = read_table(pooled / "cka.csv", "CKA matrix").set_index("layer_a").to_numpy()
+                by_seed[seed][pair] = (cka, a["depths"], b["depths"])
     findings = compare_findings_with_seeds(cfg.aggregate.analysis, cfg.experiment_name, by_seed)
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).drop(columns="pooled")
     with atomic_dir(reports / "compare") as tmp:
         for row in rows:
-            pair, seed, folder = row["pair"], row["seed"], row["folder"]
-            with start_run(cfg, "compare", {"run_a": row["run_a"], "run_b": row["run_b"], "pair": pair,
-                                            "seed": str(seed)}, name=f"{folder}/compare") as tracker:
-                (tmp / folder).mkdir()
-                write_pair(tmp / folder, results[pair, seed][0], row["label_a"], row["label_b"], folder,
-                           c.diagram_metric, tracker)
+            shutil.copytree(row["pooled"], tmp / row["folder"], ignore=shutil.ignore_patterns(STAMP))
         table.to_csv(tmp / "pairs.csv", index=False)
         write_json(tmp / "findings.json", [f.as_dict() for f in findings])
     for f in findings:
         log.info("finding %s (%s): %s", f.id, f.verdict, f.measured)
     return table
+
+
+# Revision of the code that computes a pair's numbers: bump it when they move, so pooled pairs
+# made by older code are recomputed.
+COMPARE_REVISION = 1
+
+
+def pair_key(cfg: DictConfig, data_dir: Path, run_a: str, run_b: str, label_a: str, label_b: str, folder: str) -> str:
+    """SHA-256 of what decides a pooled pair: the compare settings (less the pair lists), the seed,
+    both runs' activations and homology fingerprints, the labels and folder name in its figures."""
+    settings = OmegaConf.to_container(cfg.compare, resolve=True)
+    for key in ("pairs", "run_a", "run_b"):
+        settings.pop(key, None)
+    parts = {"compare": settings, "seed": int(cfg.seed), "revision": COMPARE_REVISION,
+             "labels": [label_a, label_b, folder],
+             "runs": [[name, read_stamp(data_dir / "activations" / name).get("fingerprint"),
+                       read_stamp(data_dir / "homology" / name).get("fingerprint")] for name in (run_a, run_b)]}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def pooled_pair(cfg: DictConfig, data_dir: Path, run_a: str, run_b: str, label_a: str, label_b: str, pair: str,
+                folder: str, seed: int) -> Path:
+    """The finished folder of one pair of runs in the pool (``paths.data_dir``/compare/<a>--<b>-<key>):
+    reused when its stamp holds the same :func:`pair_key`, else computed, written and logged."""
+    key = pair_key(cfg, data_dir, run_a, run_b, label_a, label_b, folder)
+    out = data_dir / "compare" / f"{run_a}--{run_b}-{key[:12]}"
+    if read_stamp(out).get("fingerprint") == key:
+        log.info("compare %s (seed %s): reusing %s", pair, seed, out)
+        return out
+    t0 = time.time()
+    log.info("compare %s (seed %s): %s (%s) vs %s (%s)", pair, seed, label_a, run_a, label_b, run_b)
+    a, b = load_run(data_dir, "run_a", run_a), load_run(data_dir, "run_b", run_b)
+    result = compare_pair(cfg, data_dir, a, b)
+    with start_run(cfg, "compare", {"run_a": run_a, "run_b": run_b, "pair": pair, "seed": str(seed)},
+                   name=f"{folder}/compare") as tracker, atomic_dir(out) as tmp:
+        write_pair(tmp, result, label_a, label_b, folder, cfg.compare.diagram_metric, tracker)
+        write_json(tmp / STAMP, {"stage": "compare", "fingerprint": key, "seconds": round(time.time() - t0, 2)})
+    return out
 
 
 def resolve_pairs(summary_csv: Path, pairs: dict, experiment: str) -> dict[str, dict[int, tuple[str, str, str, str]]]:
