@@ -200,3 +200,20 @@ def test_default_model_keeps_small_inputs_resolution(tmp_path):
         assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     assert shapes == {"act1": (16, 28, 28), "layer1.1": (16, 28, 28), "layer2.1": (32, 14, 14), "layer3.1": (64, 7, 7)}
     assert net.conv1.stride == (1, 1) and net.conv1.kernel_size == (3, 3)
+
+
+@pytest.mark.parametrize("activation, gain", [("tanh", 5.0 / 3.0), ("relu", 2.0 ** 0.5)])
+def test_mlp_glorot_init_has_the_activations_variance(activation, gain):
+    # Glorot-uniform: Var(W) = gain^2 * 2 / (fan_in + fan_out); zero biases. PyTorch's default
+    # (init="torch") is 1 / (3 fan_in), a ninth of tanh's at equal fans: deep tanh stacks shrink.
+    from reptopo.nets.vision import MLP
+
+    torch.manual_seed(0)
+    net = MLP(3, 2, [256] * 4, activation, init="glorot")
+    for block in list(net.layers)[1:]:
+        assert block[0].weight.var().item() == pytest.approx(gain ** 2 * 2 / 512, rel=0.02)
+        assert torch.count_nonzero(block[0].bias) == 0
+    default = MLP(3, 2, [256] * 4, activation)
+    assert default.layers[1][0].weight.var().item() == pytest.approx(1 / (3 * 256), rel=0.02)
+    with pytest.raises(ReptopoError, match=r"^model.kwargs.init='he' is unknown; expected one of \['torch', 'glorot'\]$"):
+        MLP(3, 2, [8], activation, init="he")

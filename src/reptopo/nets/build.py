@@ -56,7 +56,8 @@ def build_model(model_cfg, in_chans: int, num_classes: int, img_size: int, vocab
             raise ReptopoError("model.pretrained=true: there are no hub weights for the CIFAR ResNets; set it to false")
         model = CifarResNet(in_chans=in_chans, num_classes=num_classes, **kwargs)
     elif family == "mlp":
-        model = MLP(in_chans, num_classes, list(kwargs.get("hidden", [32, 32])), activation or "relu")
+        model = MLP(in_chans, num_classes, list(kwargs.get("hidden", [32, 32])), activation or "relu",
+                    init=str(kwargs.get("init", "torch")))
         activation = None  # already built with it
     elif family in TEXT_FAMILIES:
         from reptopo.nets.text import build_text_model

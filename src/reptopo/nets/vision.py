@@ -108,19 +108,38 @@ class CifarResNet(nn.Module):
         return self.fc(self.global_pool(x))
 
 
-class MLP(nn.Module):
-    """Fully connected classifier for point clouds: ``layers.{i}`` = Linear + activation, ``fc``."""
+# Glorot gains per nonlinearity (torch.nn.init.calculate_gain); the ReLU family's for the rest.
+_GLOROT_GAIN = {"tanh": 5.0 / 3.0, "sigmoid": 1.0}
+MLP_INITS = ("torch", "glorot")
 
-    def __init__(self, in_features: int, num_classes: int, hidden: list[int], activation: str = "relu") -> None:
+
+class MLP(nn.Module):
+    """Fully connected classifier for point clouds: ``layers.{i}`` = Linear + activation, ``fc``.
+
+    ``init``: ``torch`` (PyTorch's default, uniform with variance 1/(3 fan_in)), or ``glorot``
+    (Glorot-uniform scaled by the activation's gain, zero biases): deep tanh stacks keep their
+    signal and gradients at unit scale instead of shrinking layer by layer."""
+
+    def __init__(self, in_features: int, num_classes: int, hidden: list[int], activation: str = "relu",
+                 init: str = "torch") -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ReptopoError(f"model.activation={activation!r} is unknown; expected one of {sorted(ACTIVATIONS)}")
+        if init not in MLP_INITS:
+            raise ReptopoError(f"model.kwargs.init={init!r} is unknown; expected one of {list(MLP_INITS)}")
         blocks, width = [], in_features
         for h in hidden:
             blocks.append(nn.Sequential(nn.Linear(width, int(h)), ACTIVATIONS[activation]()))
             width = int(h)
         self.layers = nn.Sequential(*blocks)
         self.fc = nn.Linear(width, num_classes)
+        if init == "glorot":
+            gain = _GLOROT_GAIN.get(activation, 2.0 ** 0.5)
+            for block in self.layers:
+                nn.init.xavier_uniform_(block[0].weight, gain=gain)
+                nn.init.zeros_(block[0].bias)
+            nn.init.xavier_uniform_(self.fc.weight)
+            nn.init.zeros_(self.fc.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.layers(x))

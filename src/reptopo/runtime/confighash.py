@@ -26,14 +26,15 @@ STAGE_INPUTS = {
 # moves a stage's numbers must bump its revision here. Revision 1 is left out of the hash, so
 # the fingerprints made before revisions existed stay valid.
 #   homology 2: distance matrices exact to 1e-10 at any dynamic range (H0 on near-duplicates).
-CODE_REVISIONS = {"train": 1, "activations": 1, "homology": 2}
+#   train 2: denormal floats flushed to zero while training.
+CODE_REVISIONS = {"train": 2, "activations": 1, "homology": 2}
 
 
 # Keys inside those subtrees that do not decide the numbers: which engine computes the same tree.
 NOT_DECIDING = ("topology.phdim.algorithm",)
 # Keys added after fingerprints existed, with the value that reproduces the earlier numbers: left
 # out of the hash at that value, so earlier outputs keep their fingerprints.
-ADDED_KEYS = {"topology.phdim.sizes": None}
+ADDED_KEYS = {"topology.phdim.sizes": None, "train.channels_last": False, "model.kwargs.init": "torch"}
 
 
 def _drop(parts: dict, dotted: str, only_if=...) -> None:
@@ -52,7 +53,7 @@ def _drop(parts: dict, dotted: str, only_if=...) -> None:
 def subtree_hash(cfg: DictConfig, stage: str) -> str:
     """SHA-256 (hex) of the resolved config subtrees that decide ``stage`` (``STAGE_INPUTS``, less
     ``NOT_DECIDING`` and the ``ADDED_KEYS`` at their neutral value), and of the stage's code
-    revision (``CODE_REVISIONS``) from revision 2 on."""
+    revision and its upstream stages' (``CODE_REVISIONS``) from revision 2 on."""
     if stage not in STAGE_INPUTS:
         raise ReptopoError(f"${{fp:{stage}}}: unknown stage; expected one of {sorted(STAGE_INPUTS)}")
     parts = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
@@ -61,8 +62,12 @@ def subtree_hash(cfg: DictConfig, stage: str) -> str:
         _drop(parts, key)
     for key, neutral in ADDED_KEYS.items():
         _drop(parts, key, neutral)
-    if CODE_REVISIONS[stage] > 1:
-        parts["_code_revision"] = CODE_REVISIONS[stage]
+    # A stage's numbers also move when an upstream stage's code does (a retrained checkpoint is
+    # probed anew), so the revisions of the stage and of every stage before it count.
+    upstream = list(STAGE_INPUTS)[: list(STAGE_INPUTS).index(stage) + 1]
+    revisions = {s: CODE_REVISIONS[s] for s in upstream if CODE_REVISIONS[s] > 1}
+    if revisions:
+        parts["_code_revisions"] = revisions
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
