@@ -35,17 +35,25 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 
+# The point-cloud MLP (Naitzat et al.) trains on 3-d points in 2 classes; the rest on 1 x 28 x 28 images.
+POINT_MODELS = ("mlp",)
+
+
 def _model(name: str):
     from omegaconf import OmegaConf
 
     from reptopo.nets import build_model
 
     cfg = OmegaConf.load(os.path.join("conf", "model", f"{name}.yaml"))
+    if name in POINT_MODELS:
+        return build_model(cfg, in_chans=3, num_classes=2, img_size=0)
     return build_model(cfg, in_chans=1, num_classes=10, img_size=28)
 
 
-def _data(n: int):
+def _data(n: int, name: str = ""):
     g = torch.Generator().manual_seed(0)
+    if name in POINT_MODELS:
+        return torch.randn(n, 3, generator=g), torch.randint(0, 2, (n,), generator=g)
     return torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
@@ -60,7 +68,8 @@ def _stage_layout() -> str:
     return "channels_last" if OmegaConf.load("conf/train/default.yaml").channels_last else "nchw"
 
 
-def plain_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3, layout: str = "nchw") -> float:
+def plain_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3, layout: str = "nchw",
+               precision: str = "32-true") -> float:
     torch.manual_seed(0)
     model = _model(name)
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
@@ -72,7 +81,10 @@ def plain_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3, layou
     t0 = time.perf_counter()
     for _ in range(epochs):
         for xb, yb in loader:
-            loss = F.cross_entropy(model(xb.contiguous(memory_format=fmt)), yb)
+            if xb.ndim == 4:
+                xb = xb.contiguous(memory_format=fmt)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
+                loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -80,7 +92,8 @@ def plain_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3, layou
     return time.perf_counter() - t0
 
 
-def lightning_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3, layout: str = "nchw") -> float:
+def lightning_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3, layout: str = "nchw",
+                   precision: str = "32-true") -> float:
     import logging
 
     import pytorch_lightning as pl
@@ -93,7 +106,7 @@ def lightning_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3, l
     module = Classifier(_model(name), "adamw", lr, 5e-4, "cosine", augment=None,
                         channels_last=layout == "channels_last")
     trainer = pl.Trainer(
-        max_epochs=epochs, accelerator="cpu", devices=1, deterministic=True, logger=False,
+        max_epochs=epochs, accelerator="cpu", devices=1, deterministic=True, logger=False, precision=precision,
         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
         callbacks=[HistoryCallback(), TQDMProgressBar(refresh_rate=10)],
         default_root_dir="/tmp/reptopo-bench-train",
@@ -104,21 +117,24 @@ def lightning_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3, l
     return time.perf_counter() - t0
 
 
-def bench(name: str, n: int, batch: int, epochs: int, repeats: int, layout: str) -> dict:
-    x, y = _data(n)
-    plain_loop(name, x[: batch * 4], y[: batch * 4], batch, 1, layout=layout)  # warm-up
-    lightning_loop(name, x[: batch * 4], y[: batch * 4], batch, 1, layout=layout)
+def bench(name: str, n: int, batch: int, epochs: int, repeats: int, layout: str, precision: str) -> dict:
+    x, y = _data(n, name)
+    opts = {"layout": layout, "precision": precision}
+    plain_loop(name, x[: batch * 4], y[: batch * 4], batch, 1, **opts)  # warm-up
+    lightning_loop(name, x[: batch * 4], y[: batch * 4], batch, 1, **opts)
     t_ref = t_ours = float("inf")
     for _ in range(repeats):
-        t_ref = min(t_ref, plain_loop(name, x, y, batch, epochs, layout=layout))
-        t_ours = min(t_ours, lightning_loop(name, x, y, batch, epochs, layout=layout))
+        t_ref = min(t_ref, plain_loop(name, x, y, batch, epochs, **opts))
+        t_ours = min(t_ours, lightning_loop(name, x, y, batch, epochs, **opts))
     images = n * epochs
+    unit = "points" if name in POINT_MODELS else "images"
+    setting = "" if name in POINT_MODELS else f" {'NHWC' if layout == 'channels_last' else 'NCHW'}"
     return {
-        "task": f"{name} {layout} N={n} b={batch} x{epochs}",
+        "task": f"{name}{setting} {precision} N={n} b={batch} x{epochs}",
         "ref_name": "plain PyTorch loop",
         "t_ref": t_ref,
         "t_ours": t_ours,
-        "extra": (f"images/s: plain {images / t_ref:.0f}, Lightning {images / t_ours:.0f}; "
+        "extra": (f"{unit}/s: plain {images / t_ref:.0f}, Lightning {images / t_ours:.0f}; "
                   f"Lightning overhead {100 * (t_ours / t_ref - 1):+.1f} % (bound: 10 %)"),
     }
 
@@ -130,6 +146,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=256, help="the quick scale's train.batch_size")
     parser.add_argument("--layout", choices=["channels_last", "nchw"], default=None,
                         help="memory layout of both loops (default: the stage's train.channels_last)")
+    parser.add_argument("--precision", choices=["32-true", "bf16-mixed"], default="32-true",
+                        help="train.precision of both loops (bf16-mixed: autocast to bfloat16)")
     args = parser.parse_args(argv)
     torch.use_deterministic_algorithms(True)  # as the stage (deterministic=True) does
     from reptopo.runtime.threads import limit_threads
@@ -139,9 +157,13 @@ def main(argv: list[str] | None = None) -> None:
     layout = args.layout or _stage_layout()
     n = 2048 if args.quick else 6000
     models = ["vgg_small", "resnet_small"] + ([] if args.quick else ["mobilenetv2"])
+    # The Naitzat MLP as its experiment trains it: 3000 points, batch 128, many short epochs, where
+    # the per-step cost of the loop itself shows (the CNNs' steps are 100x longer).
+    point_rows = [] if args.quick else [("mlp", 3000, 128, 20)]
     print(f"# torch {torch.__version__}, {threads} threads; {platform.python_version()} on {sys.platform}")
+    rows = [(m, n, args.batch, 1) for m in models] + point_rows
     run_rows("reptopo train benchmark: Lightning (the train stage) vs a plain loop",
-             (lambda m=m: bench(m, n, args.batch, 1, args.repeats, layout) for m in models), task_width=44)
+             (lambda r=r: bench(*r, args.repeats, layout, args.precision) for r in rows), task_width=50)
 
 
 if __name__ == "__main__":

@@ -88,3 +88,31 @@ def test_aggregate_tables_and_report(trained_digits):
     assert {p.name for p in (reports / "figures").iterdir()} >= {"phdim_vs_depth.png", "lifespans_vs_depth.png"}
     with pytest.raises(ReptopoError, match=r"aggregate.runs names run\(s\) \['nope'\]"):
         aggregate.run(compose_cfg(root, [*TINY, "aggregate.runs=[nope]", "tracking=none"]))
+
+
+def test_bf16_mixed_precision_trains_in_bfloat16_and_repeats_per_seed(tmp_path):
+    """train.precision=bf16-mixed runs the training forward passes in bfloat16 (fp32 weights): the
+    same seed gives the same weights twice, and other weights than 32-true."""
+    import torch
+
+    from reptopo.datasets import load_dataset
+    from reptopo.nets import build_model
+    from reptopo.stages.train import fit
+
+    def train(precision: str):
+        cfg = compose_cfg(tmp_path / precision, [*TINY, f"train.precision={precision}"])
+        torch.manual_seed(int(cfg.seed))
+        ds = load_dataset(cfg.data, cfg.seed)
+        model = build_model(cfg.model, ds.in_chans, ds.num_classes, ds.img_size)
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        dtypes = set()
+        conv.register_forward_hook(lambda m, i, o: dtypes.add(o.dtype) if m.training else None)
+        model, _ = fit(cfg, model, ds, tmp_path / precision)
+        return dtypes, torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    d32, w32 = train("32-true")
+    d16, w16 = train("bf16-mixed")
+    _, w16_again = train("bf16-mixed")
+    assert d32 == {torch.float32} and d16 == {torch.bfloat16}
+    assert w16.dtype == torch.float32 and torch.equal(w16, w16_again)
+    assert not torch.allclose(w16, w32, atol=1e-4)

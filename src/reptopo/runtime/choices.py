@@ -21,6 +21,7 @@ CHOICES: dict[str, tuple] = {
     "train.optimizer": ("adamw", "sgd"),
     "train.scheduler": (None, "cosine", "onecycle"),
     "train.augment": (None, "crop", "crop_flip"),
+    "train.precision": ("32-true", "bf16-mixed"),
     "probe.strategy": ("evenly_spaced", "blocks", "names", "pattern"),
     "probe.token_pooling": ("cls", "mean"),
     "probe.dtype": ("float32", "float16"),

@@ -34,7 +34,8 @@ CODE_REVISIONS = {"train": 2, "activations": 1, "homology": 2}
 NOT_DECIDING = ("topology.phdim.algorithm",)
 # Keys added after fingerprints existed, with the value that reproduces the earlier numbers: left
 # out of the hash at that value, so earlier outputs keep their fingerprints.
-ADDED_KEYS = {"topology.phdim.sizes": None, "train.channels_last": False, "model.kwargs.init": "torch"}
+ADDED_KEYS = {"topology.phdim.sizes": None, "train.channels_last": False, "model.kwargs.init": "torch",
+              "train.precision": "32-true"}
 
 
 def _drop(parts: dict, dotted: str, only_if=...) -> None:

@@ -128,6 +128,7 @@ class TrainSchema:
     train_eval_rows: Optional[int] = ranged(">= 1")  # train_acc on this many training rows; null: all
     augment: Optional[str] = MISSING
     channels_last: bool = MISSING  # NHWC training of conv nets (faster on CPU; last-bit numerics)
+    precision: str = MISSING  # 32-true | bf16-mixed (autocast; bf16 matmuls and convs, fp32 weights)
 
 
 @dataclass

@@ -105,6 +105,7 @@ def fit(cfg: DictConfig, model, ds, root: Path):
     history = HistoryCallback()
     trainer = _make_trainer(
         cfg, max_epochs=t.max_epochs, accelerator=t.accelerator, devices=1, deterministic=t.deterministic,
+        precision=t.precision,
         logger=False, enable_checkpointing=False, enable_model_summary=False,
         limit_train_batches=t.limit_train_batches, num_sanity_val_steps=0,
         # tqdm also prints usable progress when stdout is a log file (DVC, SLURM).
