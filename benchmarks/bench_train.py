@@ -140,13 +140,15 @@ def bench(name: str, n: int, batch: int, epochs: int, repeats: int, layout: str,
 
 
 def main(argv: list[str] | None = None) -> None:
+    from reptopo.runtime.choices import allowed
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch", type=int, default=256, help="the quick scale's train.batch_size")
     parser.add_argument("--layout", choices=["channels_last", "nchw"], default=None,
                         help="memory layout of both loops (default: the stage's train.channels_last)")
-    parser.add_argument("--precision", choices=["32-true", "bf16-mixed"], default="32-true",
+    parser.add_argument("--precision", choices=allowed("train.precision"), default="32-true",
                         help="train.precision of both loops (bf16-mixed: autocast to bfloat16)")
     args = parser.parse_args(argv)
     torch.use_deterministic_algorithms(True)  # as the stage (deterministic=True) does
