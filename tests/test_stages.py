@@ -116,3 +116,52 @@ def test_bf16_mixed_precision_trains_in_bfloat16_and_repeats_per_seed(tmp_path):
     assert d32 == {torch.float32} and d16 == {torch.bfloat16}
     assert w16.dtype == torch.float32 and torch.equal(w16, w16_again)
     assert not torch.allclose(w16, w32, atol=1e-4)
+
+
+def test_batch_loader_yields_the_batches_of_a_tensordataset_loader():
+    """The train stage's loader (one gather per batch) gives the batches, in the order, of the
+    per-item DataLoader(TensorDataset) it replaced, epoch after epoch, for the same seed: so the
+    trained weights are unchanged."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from reptopo.nets.lightning import batch_loader
+
+    x, y = torch.randn(103, 3, 4, 4), torch.arange(103)
+    ours = batch_loader((x, y), 16, shuffle=True, generator=torch.Generator().manual_seed(5))
+    ref = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(5))
+    assert len(ours) == len(ref) == 7
+    for _ in range(3):  # each epoch draws a new permutation from the generator
+        pairs = list(zip(ours, ref, strict=True))
+        assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in pairs)
+    assert not torch.equal(next(iter(ours))[1], torch.arange(16))  # shuffled
+    plain = [b[1] for b in batch_loader((x, y), 50)]
+    assert [len(b) for b in plain] == [50, 50, 3] and torch.equal(torch.cat(plain), y)
+
+
+def test_history_holds_example_weighted_epoch_means(tmp_path):
+    """history.json's train/val loss and accuracy per epoch are means over examples (the last,
+    short batch weighs by its size): at lr 0 the model is fixed, so they equal one evaluation of it."""
+    import pytorch_lightning as pl
+    import torch
+
+    from reptopo.nets.lightning import Classifier, HistoryCallback, batch_loader, evaluate
+
+    torch.manual_seed(0)
+    x, y = torch.randn(30, 5), torch.randint(0, 3, (30,))
+    xv, yv = torch.randn(11, 5), torch.randint(0, 3, (11,))
+    net = torch.nn.Sequential(torch.nn.Linear(5, 3))
+    history = HistoryCallback()
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         callbacks=[history], default_root_dir=str(tmp_path))
+    trainer.fit(Classifier(net, "adamw", 0.0, 0.0, None), batch_loader((x, y), 7, shuffle=True,
+                generator=torch.Generator().manual_seed(0)), batch_loader((xv, yv), 4))
+    train, val = evaluate(net, x, y), evaluate(net, xv, yv)
+    assert len(history.epochs) == 2
+    for row in history.epochs:
+        assert set(row) == {"train_loss", "train_acc", "val_loss", "val_acc"}
+        assert row["train_acc"] == pytest.approx(train["acc"], abs=1e-12)
+        assert row["train_loss"] == pytest.approx(train["loss"], rel=1e-6)
+        assert row["val_acc"] == pytest.approx(val["acc"], abs=1e-12)
+        assert row["val_loss"] == pytest.approx(val["loss"], rel=1e-6)

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from reptopo.datasets import load_dataset
 from reptopo.nets import build_model, check_compatible, count_parameters
-from reptopo.nets.lightning import Classifier, HistoryCallback, evaluate_splits
+from reptopo.nets.lightning import Classifier, HistoryCallback, batch_loader, evaluate_splits
 from reptopo.nets.text import build_tokenizer, encode_dataset
 from reptopo.runtime.cli import run_stage
 from reptopo.runtime.config import abspath, config_dir, config_to_dict
@@ -93,15 +93,14 @@ def fit(cfg: DictConfig, model, ds, root: Path):
     the CPU, per-epoch history)."""
     import torch
     from pytorch_lightning.callbacks import TQDMProgressBar
-    from torch.utils.data import DataLoader, TensorDataset
 
     t = cfg.train
     module = Classifier(model, t.optimizer, t.lr, t.weight_decay, t.scheduler, augment=t.augment,
                         channels_last=t.channels_last)
     gen = torch.Generator().manual_seed(int(cfg.seed))
-    train_loader = DataLoader(TensorDataset(*ds.train.tensors()), batch_size=t.batch_size,
-                              shuffle=True, generator=gen, num_workers=t.num_workers)
-    val_loader = DataLoader(TensorDataset(*ds.val.tensors()), batch_size=t.eval_batch_size)
+    train_loader = batch_loader(ds.train.tensors(), t.batch_size, shuffle=True, generator=gen,
+                                num_workers=t.num_workers)
+    val_loader = batch_loader(ds.val.tensors(), t.eval_batch_size)
     history = HistoryCallback()
     trainer = _make_trainer(
         cfg, max_epochs=t.max_epochs, accelerator=t.accelerator, devices=1, deterministic=t.deterministic,
