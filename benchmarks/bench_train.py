@@ -99,9 +99,8 @@ def lightning_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3, l
     import logging
 
     import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import TQDMProgressBar
 
-    from reptopo.nets.lightning import Classifier, HistoryCallback
+    from reptopo.nets.lightning import Classifier, EpochProgressBar, HistoryCallback
 
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     torch.manual_seed(0)
@@ -110,7 +109,7 @@ def lightning_loop(name: str, x, y, batch: int, epochs: int, lr: float = 2e-3, l
     trainer = pl.Trainer(
         max_epochs=epochs, accelerator="cpu", devices=1, deterministic=True, logger=False, precision=precision,
         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
-        callbacks=[HistoryCallback(), TQDMProgressBar(refresh_rate=10)],
+        callbacks=[HistoryCallback(), EpochProgressBar(refresh_rate=10)],
         default_root_dir="/tmp/reptopo-bench-train",
     )
     loader = _loader(x, y, batch)
@@ -146,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each loop, interleaved; the best counts")
     parser.add_argument("--batch", type=int, default=256, help="the quick scale's train.batch_size")
     parser.add_argument("--layout", choices=["channels_last", "nchw"], default=None,
                         help="memory layout of both loops (default: the stage's train.channels_last)")

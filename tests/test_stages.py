@@ -139,6 +139,50 @@ def test_batch_loader_yields_the_batches_of_a_tensordataset_loader():
     assert [len(b) for b in plain] == [50, 50, 3] and torch.equal(torch.cat(plain), y)
 
 
+@pytest.mark.parametrize("optimizer, scheduler, precision", [("adamw", "onecycle", "32-true"), ("sgd", "cosine", "32-true"),
+                                                          ("adamw", None, "32-true"), ("sgd", "onecycle", "bf16-mixed")])
+def test_classifier_steps_as_lightning_automatic_optimisation(tmp_path, optimizer, scheduler, precision):
+    """Classifier writes its step out (manual optimisation, for speed); the weights after 3 epochs
+    with a per-step schedule equal, bitwise, those of Lightning's automatic optimisation (the
+    loss returned from training_step), in full and in bf16 mixed precision, and the progress bar shows the epoch's running means."""
+    import pytorch_lightning as pl
+    import torch
+
+    from reptopo.nets.lightning import Classifier, EpochProgressBar, batch_loader
+
+    class Automatic(Classifier):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.automatic_optimization = True
+
+        def training_step(self, batch, batch_idx):
+            return self._step(batch, "train")
+
+    def train(cls):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                  torch.nn.Linear(4 * 4 * 4, 3))
+        module = cls(net, optimizer, 0.05, 1e-3, scheduler, channels_last=True)
+        bar = EpochProgressBar()
+        trainer = pl.Trainer(max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+                             enable_model_summary=False, num_sanity_val_steps=0, deterministic=True,
+                             precision=precision, callbacks=[bar], default_root_dir=str(tmp_path))
+        g = torch.Generator().manual_seed(1)
+        x, y = torch.randn(40, 1, 6, 6, generator=g), torch.randint(0, 3, (40,), generator=g)
+        trainer.fit(module, batch_loader((x, y), 8, shuffle=True, generator=g), batch_loader((x[:9], y[:9]), 4))
+        return module, bar.get_metrics(trainer, module), trainer.global_step
+
+    ours, shown, steps = train(Classifier)
+    ref, _, ref_steps = train(Automatic)
+    assert ours.automatic_optimization is False and steps == ref_steps == 15
+    state, ref_state = ours.model.state_dict(), ref.model.state_dict()
+    assert all(torch.equal(state[k], ref_state[k]) for k in ref_state)
+    torch.manual_seed(0)
+    assert not torch.equal(state["0.weight"], torch.nn.Conv2d(1, 4, 3).weight)  # it trained
+    assert set(shown) >= {"train_loss", "train_acc", "val_loss", "val_acc"}
+    assert shown["train_loss"] == pytest.approx(ours.epoch_metrics()["train_loss"], abs=1e-4)
+
+
 def test_history_holds_example_weighted_epoch_means(tmp_path):
     """history.json's train/val loss and accuracy per epoch are means over examples (the last,
     short batch weighs by its size): at lr 0 the model is fixed, so they equal one evaluation of it."""

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from reptopo.datasets import load_dataset
 from reptopo.nets import build_model, check_compatible, count_parameters
-from reptopo.nets.lightning import Classifier, HistoryCallback, batch_loader, evaluate_splits
+from reptopo.nets.lightning import Classifier, EpochProgressBar, HistoryCallback, batch_loader, evaluate_splits
 from reptopo.nets.text import build_tokenizer, encode_dataset
 from reptopo.runtime.cli import run_stage
 from reptopo.runtime.config import abspath, config_dir, config_to_dict
@@ -92,7 +92,6 @@ def fit(cfg: DictConfig, model, ds, root: Path):
     """Train ``model`` on ``ds`` with Lightning under ``cfg.train``; returns (model in eval mode on
     the CPU, per-epoch history)."""
     import torch
-    from pytorch_lightning.callbacks import TQDMProgressBar
 
     t = cfg.train
     module = Classifier(model, t.optimizer, t.lr, t.weight_decay, t.scheduler, augment=t.augment,
@@ -108,7 +107,7 @@ def fit(cfg: DictConfig, model, ds, root: Path):
         logger=False, enable_checkpointing=False, enable_model_summary=False,
         limit_train_batches=t.limit_train_batches, num_sanity_val_steps=0,
         # tqdm also prints usable progress when stdout is a log file (DVC, SLURM).
-        callbacks=[history, TQDMProgressBar(refresh_rate=10)], default_root_dir=str(root),
+        callbacks=[history, EpochProgressBar(refresh_rate=10)], default_root_dir=str(root),
     )
     trainer.fit(module, train_loader, val_loader if len(ds.val) else None)
     # Back to NCHW: safetensors stores contiguous tensors, and later stages feed NCHW batches.
