@@ -217,3 +217,56 @@ def test_mlp_glorot_init_has_the_activations_variance(activation, gain):
     assert default.layers[1][0].weight.var().item() == pytest.approx(1 / (3 * 256), rel=0.02)
     with pytest.raises(ReptopoError, match=r"^model.kwargs.init='he' is unknown; expected one of \['torch', 'glorot'\]$"):
         MLP(3, 2, [8], activation, init="he")
+
+
+def test_vgg_small_head_is_sized_for_its_last_map(tmp_path):
+    # conf/model/vgg_small.yaml: the ConvMlp head reads the 3x3 map after the third pool with a 3x3
+    # conv (timm's default would pool it *up* to 7x7 for a 7x7 conv into 4096 units).
+    cfg = validate_config(compose_cfg(tmp_path, ["model=vgg_small"]))
+    net = build_model(cfg.model, 1, 10, 28).eval()
+    seen = {}
+    for name in ("features.23", "pre_logits.fc1", "pre_logits.act2"):
+        dict(net.named_modules())[name].register_forward_hook(
+            lambda _m, _i, out, name=name: seen.__setitem__(name, tuple(out.shape[1:])))
+    with torch.no_grad():
+        assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert seen == {"features.23": (64, 3, 3), "pre_logits.fc1": (256, 1, 1), "pre_logits.act2": (256, 1, 1)}
+    assert net.pre_logits.fc1.kernel_size == (3, 3) and net.head.fc.in_features == 256
+    assert sum(p.numel() for p in net.parameters()) == 360074
+    # timm's initialisation reached the new head too (N(0, 0.01) linears, zero biases).
+    assert net.head.fc.weight.std().item() == pytest.approx(0.01, rel=0.2) and not net.head.fc.bias.any()
+    with pytest.raises(ReptopoError, match="model.kwargs.head_width=0"):
+        bad = validate_config(compose_cfg(tmp_path, ["model=vgg_small", "model.kwargs.head_width=0"]))
+        build_model(bad.model, 1, 10, 28)
+
+
+@pytest.mark.parametrize("side", [1, 2, 3, 5])
+def test_small_map_grouped_conv_equals_the_plain_conv(side):
+    from reptopo.nets.vision import SmallMapConv2d, pad_small_grouped_convs
+
+    torch.manual_seed(0)
+    plain = nn.Conv2d(12, 12, 3, stride=2 if side == 5 else 1, padding=1, groups=12)
+    fast = pad_small_grouped_convs(nn.Sequential(nn.Conv2d(12, 12, 3, stride=plain.stride, padding=1, groups=12)))[0]
+    fast.load_state_dict(plain.state_dict())
+    assert type(fast) is SmallMapConv2d and list(fast.state_dict()) == list(plain.state_dict())
+    x = torch.randn(4, 12, side, side, dtype=torch.float64)
+    plain, fast = plain.double(), fast.double()
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = plain(xa), fast(xb)
+    assert ya.shape == yb.shape and torch.allclose(ya, yb, rtol=0, atol=1e-12)
+    ya.square().sum().backward()
+    yb.square().sum().backward()
+    assert torch.allclose(xa.grad, xb.grad, atol=1e-12) and torch.allclose(plain.weight.grad, fast.weight.grad, atol=1e-12)
+
+
+def test_only_zero_padded_grouped_convs_take_the_small_map_path(tmp_path):
+    from reptopo.nets.vision import SmallMapConv2d
+
+    cfg = validate_config(compose_cfg(tmp_path, ["model=mobilenetv2"]))
+    net = build_model(cfg.model, 1, 10, 28)
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    depthwise = [m for m in convs if m.groups > 1]
+    assert depthwise and all(type(m) is SmallMapConv2d for m in depthwise)  # MobileNetV2's 17 depthwise convs
+    assert len(depthwise) == 17 and all(type(m) is nn.Conv2d for m in convs if m.groups == 1)
+    cfg = validate_config(compose_cfg(tmp_path, ["model=resnet_small"]))
+    assert not any(type(m) is SmallMapConv2d for m in build_model(cfg.model, 1, 10, 28).modules())

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from reptopo.nets.vision import MLP, CifarResNet, build_timm, build_vgg, plain, replace_activations
+from reptopo.nets.vision import (MLP, CifarResNet, build_timm, build_vgg, pad_small_grouped_convs, plain,
+                                 replace_activations)
 from reptopo.runtime.choices import allowed
 from reptopo.runtime.errors import ReptopoError
 
@@ -67,4 +68,4 @@ def build_model(model_cfg, in_chans: int, num_classes: int, img_size: int, vocab
         raise ReptopoError(f"model.family={family!r} is unknown; expected one of {list(FAMILIES)}")
     if activation:
         replace_activations(model, activation)
-    return model
+    return pad_small_grouped_convs(model)

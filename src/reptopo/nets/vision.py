@@ -145,6 +145,33 @@ class MLP(nn.Module):
         return self.fc(self.layers(x))
 
 
+class SmallMapConv2d(nn.Conv2d):
+    """``nn.Conv2d`` that pads explicitly when a grouped conv's input is smaller than its kernel.
+
+    PyTorch's CPU backend leaves oneDNN for such shapes (MobileNetV2's 3x3 depthwise convs on its
+    last 2x2 maps) and loops over the groups one slow convolution at a time: 57 ms for one backward
+    at batch 256 and 480 channels against 2.4 ms padded (benchmarks/README.md). Zero padding is the
+    same arithmetic either way, so the outputs are equal; every other call is ``nn.Conv2d``'s."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kh, kw = self.kernel_size
+        if x.shape[-2] < kh or x.shape[-1] < kw:
+            ph, pw = self.padding
+            x = torch.nn.functional.pad(x, (pw, pw, ph, ph))
+            return torch.nn.functional.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return super().forward(x)
+
+
+def pad_small_grouped_convs(model: nn.Module) -> nn.Module:
+    """Make every grouped ``nn.Conv2d`` with zero padding a :class:`SmallMapConv2d` (in place: same
+    parameters, names and state dict); returns ``model``."""
+    for module in model.modules():
+        if (type(module) is nn.Conv2d and module.groups > 1 and module.padding_mode == "zeros"
+                and isinstance(module.padding, tuple) and any(module.padding)):
+            module.__class__ = SmallMapConv2d
+    return model
+
+
 def _adapt_small_input(model: nn.Module, in_chans: int) -> None:
     """Remove the early downsampling of an ImageNet stem so 28x28 / 32x32 inputs keep resolution."""
     if hasattr(model, "conv1") and hasattr(model, "maxpool") and isinstance(model.conv1, nn.Conv2d):
@@ -189,14 +216,32 @@ def build_timm(model_cfg, kwargs: dict, in_chans: int, num_classes: int, img_siz
 
 
 def build_vgg(kwargs: dict, in_chans: int, num_classes: int) -> nn.Module:
-    """timm's ``VGG`` with a custom layer ``kwargs["cfg"]`` and ``kwargs["norm_layer"]`` (batchnorm or null)."""
-    from timm.models.vgg import VGG
+    """timm's ``VGG`` with a custom layer ``kwargs["cfg"]`` and ``kwargs["norm_layer"]`` (batchnorm or null).
+
+    timm's head is a ``ConvMlp`` of width 4096 whose 7x7 ``fc1`` runs on the last map average-pooled
+    *up* to 7x7. ``kwargs["head_width"]`` (with ``head_kernel``, the last map's side) sizes it for
+    small inputs instead: ``fc1`` a ``head_kernel`` conv to ``head_width * mlp_ratio`` channels,
+    ``fc2`` 1x1 to ``head_width``, then the classifier (module names as timm's)."""
+    from timm.layers import ClassifierHead
+    from timm.models.vgg import VGG, ConvMlp
 
     norm = kwargs.pop("norm_layer", None)
     if norm not in _NORM_LAYERS:
         raise ReptopoError(f"model.kwargs.norm_layer={norm!r}; expected one of batchnorm or null")
-    return VGG(cfg=list(kwargs.pop("cfg")), num_classes=num_classes, in_chans=in_chans,
-               norm_layer=_NORM_LAYERS[norm], **kwargs)
+    head_width, head_kernel = kwargs.pop("head_width", None), kwargs.pop("head_kernel", 7)
+    model = VGG(cfg=list(kwargs.pop("cfg")), num_classes=num_classes, in_chans=in_chans,
+                norm_layer=_NORM_LAYERS[norm], **kwargs)
+    if head_width is not None:
+        if int(head_width) < 1 or int(head_kernel) < 1:
+            raise ReptopoError(f"model.kwargs.head_width={head_width!r}, head_kernel={head_kernel!r}; "
+                               "expected positive integers")
+        model.pre_logits = ConvMlp(model.num_features, int(head_width), int(head_kernel),
+                                   mlp_ratio=kwargs.get("mlp_ratio", 1.0), drop_rate=kwargs.get("drop_rate", 0.0))
+        model.head = ClassifierHead(int(head_width), num_classes, pool_type=kwargs.get("global_pool", "avg"),
+                                    drop_rate=kwargs.get("drop_rate", 0.0))
+        model.head_hidden_size = int(head_width)
+        model._initialize_weights()  # timm's init (Kaiming convs, BN 1/0, N(0, 0.01) linears) for the new head too
+    return model
 
 
 def count_activations(model: nn.Module) -> int:
