@@ -168,3 +168,18 @@ def test_bad_seed_lists_are_one_clear_error(tmp_path, seeds):
     with pytest.raises(ReptopoError, match=r"config key seeds: .* expected distinct training seeds >= 0"):
         validate_config(compose_cfg(tmp_path, [f"seeds={seeds}"]))
     assert validate_config(compose_cfg(tmp_path, ["seeds=[0,2]"])).seeds == [0, 2]
+
+
+def test_runs_are_read_in_sweep_and_job_order_whatever_order_they_finished(tmp_path):
+    """Parallel jobs (hydra/launcher=local) append their runs as they finish; the experiment's
+    aggregate sees them in sweep order, then job order, each run once."""
+    import json
+
+    from reptopo.stages.experiment import read_runs
+
+    lines = [{"run": "b1", "sweep": "second", "job": 1}, {"run": "a2", "sweep": "first", "job": 2},
+             {"run": "b0", "sweep": "second", "job": 0}, {"run": "a0", "sweep": "first", "job": 0},
+             {"run": "a1", "sweep": "first", "job": 1}, {"run": "a0", "sweep": "second", "job": 2}]
+    runs = tmp_path / "runs.jsonl"
+    runs.write_text("".join(json.dumps({**r, "train": r["run"], "label": r["run"], "seed": 0}) + "\n" for r in lines))
+    assert [r["run"] for r in read_runs(runs, "e0", ["first", "second"])] == ["a0", "a1", "a2", "b0", "b1"]

@@ -75,6 +75,26 @@ def atomic_entries(parent: str | os.PathLike) -> Iterator[Path]:
     staging.rmdir()
 
 
+@contextlib.contextmanager
+def output_lock(final: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on output ``final`` for the block (``fcntl.flock`` on the file
+    ``.<name>.lock`` beside it; released when the holder exits, however it exits).
+
+    Parallel jobs that need the same output (E5's attack strengths, one checkpoint per seed) take
+    turns: the second finds it complete instead of computing it again. The lock file stays: removing
+    it would let a third job lock a new file while the second still holds the old one."""
+    import fcntl
+
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / f".{final.name}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -61,15 +61,15 @@ def run(cfg: DictConfig, passthrough: list[str] | None = None) -> dict:
     log_dir.mkdir(parents=True, exist_ok=True)
     runs_file = log_dir / "runs.jsonl"
     runs_file.write_text("")
-    env = {**os.environ, "REPTOPO_RUNS_FILE": str(runs_file)}
     for name, overrides in cfg.sweeps.items():
         cmd = sweep_command(with_seed_axis(list(overrides), cfg.seeds), list(passthrough or []))
         log.info("experiment %s: sweep %s: %s", cfg.experiment_name, name, " ".join(cmd[3:]))
+        env = {**os.environ, "REPTOPO_RUNS_FILE": str(runs_file), "REPTOPO_SWEEP": str(name)}
         res = subprocess.run(cmd, cwd=os.getcwd(), env=env)
         if res.returncode != 0:
             raise ReptopoError(f"experiment {cfg.experiment_name!r}: sweep {name!r} failed (exit {res.returncode}); "
                                "its jobs' errors are printed above")
-    records = read_runs(runs_file, cfg.experiment_name)
+    records = read_runs(runs_file, cfg.experiment_name, list(cfg.sweeps))
     t_runs = time.time()
     agg_cfg = cfg.copy()
     OmegaConf.update(agg_cfg, "aggregate.runs", [r["run"] for r in records], merge=False)
@@ -83,11 +83,14 @@ def run(cfg: DictConfig, passthrough: list[str] | None = None) -> dict:
     return timing
 
 
-def read_runs(runs_file: Path, experiment: str) -> list[dict]:
-    """The runs the sweeps' jobs reported (one JSON line each), first report of each run kept."""
+def read_runs(runs_file: Path, experiment: str, sweeps: list[str] | None = None) -> list[dict]:
+    """The runs the sweeps' jobs reported (one JSON line each), in sweep order (``sweeps``, the
+    names of ``cfg.sweeps``) and job order within a sweep, whatever order parallel jobs finished
+    in; the first report of each run is kept."""
+    order = {name: i for i, name in enumerate(sweeps or [])}
+    lines = [json.loads(line) for line in runs_file.read_text().splitlines()]
     records, seen = [], set()
-    for line in runs_file.read_text().splitlines():
-        rec = json.loads(line)
+    for rec in sorted(lines, key=lambda r: (order.get(r.get("sweep"), len(order)), int(r.get("job", 0)))):
         if rec["run"] not in seen:
             seen.add(rec["run"])
             records.append(rec)

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from reptopo.runtime.cli import run_stage
 from reptopo.runtime.config import abspath, config_dir
+from reptopo.runtime.io import output_lock
 from reptopo.runtime.stamps import fingerprint, is_complete
 from reptopo.runtime.schema import validate_config
 
@@ -43,11 +44,13 @@ def run(cfg: DictConfig) -> str:
         return "skipped"
     with start_run(cfg, "pipeline", {"fingerprint": job_fp}) as tracker:
         for name, module, out in stages:
-            if is_complete(out, cfg, name):
-                log.info("pipeline %s: reusing %s output %s", cfg.run_name, name, out)
-                module.log_results(tracker, out)
-            else:
-                module.run(cfg, tracker=tracker)
+            # Parallel jobs may share an output (a checkpoint): one makes it, the others wait and reuse it.
+            with output_lock(out):
+                if is_complete(out, cfg, name):
+                    log.info("pipeline %s: reusing %s output %s", cfg.run_name, name, out)
+                    module.log_results(tracker, out)
+                else:
+                    module.run(cfg, tracker=tracker)
     _record_run(cfg)
     return "ran"
 
@@ -67,8 +70,13 @@ def _record_run(cfg: DictConfig) -> None:
         write_json_atomic(metrics, json.loads(trained.read_text()))
     runs_file = os.environ.get("REPTOPO_RUNS_FILE")
     if runs_file:
+        from reptopo.runtime.config import hydra_config
+
+        hc = hydra_config()
+        # The job's place in its sweep: parallel jobs finish in any order, the experiment sorts by it.
+        job = int(hc.job.num) if hc is not None and hc.job.get("num") is not None else 0
         line = json.dumps({"run": cfg.run_name, "train": Path(cfg.paths.train_dir).name, "label": cfg.run_label,
-                           "seed": int(cfg.seed)})
+                           "seed": int(cfg.seed), "sweep": os.environ.get("REPTOPO_SWEEP", ""), "job": job})
         with open(runs_file, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
 
