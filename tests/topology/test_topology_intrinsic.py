@@ -46,3 +46,18 @@ def test_bad_input():
         intrinsic_dimension(np.full((10, 3), np.nan))
     with pytest.raises(ValueError, match="distinct"):
         intrinsic_dimension(np.ones((10, 3)))
+
+
+@pytest.mark.parametrize("seed, n, ambient", [(0, 800, 20), (1, 1200, 64), (2, 600, 8)])
+def test_shared_neighbours_give_skdims_own_numbers(seed, n, ambient):
+    """TwoNN and MLE read their neighbours off one exact distance matrix; scikit-dimension's own
+    search (a distance generator, a k-d tree) gives the same dimensions to rounding."""
+    from reptopo.topology import intrinsic_dimensions
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4)) @ rng.normal(size=(4, ambient)) + 0.01 * rng.normal(size=(n, ambient))
+    dims = intrinsic_dimensions(X, ["twonn", "mle"])
+    assert dims["twonn"] == pytest.approx(skdim.id.TwoNN().fit(X).dimension_, rel=1e-9)
+    assert dims["mle"] == pytest.approx(skdim.id.MLE().fit(X, n_neighbors=20).dimension_, rel=1e-9)
+    assert dims == {m: intrinsic_dimension(X, m) for m in ("twonn", "mle")}
+    assert intrinsic_dimensions(X, []) == {}

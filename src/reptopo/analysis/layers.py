@@ -96,7 +96,7 @@ def _analyze(X: np.ndarray, labels: np.ndarray, topo_cfg, seed: int, n_threads: 
     diagrams = topology.persistence_diagrams(scaled[rows], maxdim=int(topo_cfg.maxdim), n_threads=n_threads)
     glob = dict(zip(dims, map(float, topology.lifespans_from_diagrams(diagrams, dims, alpha=alpha))))
 
-    intrinsic = {m: float(topology.intrinsic_dimension(X, method=m)) for m in topo_cfg.get("intrinsic") or []}
+    intrinsic = topology.intrinsic_dimensions(X, list(topo_cfg.get("intrinsic") or []))
     return LayerResult(ph, local, by_class, glob, diagrams, n_global, intrinsic,
                        class_betti_numbers(X, labels, topo_cfg, n_threads))
 

@@ -8,7 +8,7 @@ printing inside. Definitions follow Magai & Ayzenberg (see docs/paper-protocol.m
   (Betti numbers of a k-NN graph, for per-class counts as in Naitzat et al.).
 - :func:`lifespans_sum`: the paper's descriptor L_k (global, or averaged over classes).
 - :func:`phdim`: the 0-dimensional PH fractal dimension, with repeats and a seed.
-- :func:`intrinsic_dimension`: TwoNN / MLE / GRIDE cross-checks via scikit-dimension
+- :func:`intrinsic_dimension`, :func:`intrinsic_dimensions`: TwoNN / MLE / GRIDE cross-checks via scikit-dimension
   (:func:`gride_profile`: GRIDE across scales).
 - :func:`mst_edge_lengths`, :func:`minmax_scale`: the building blocks.
 
@@ -21,7 +21,7 @@ from .descriptors import (
     lifespans_sum_per_class,
     minmax_scale,
 )
-from .intrinsic import gride_profile, intrinsic_dimension
+from .intrinsic import gride_profile, intrinsic_dimension, intrinsic_dimensions
 from .mst import mst_edge_lengths, mst_edges
 from .persistence import betti_curves, knn_betti_numbers, filtration_grid, max_finite_death, persistence_diagrams
 from .phdim import PHDimResult, phdim, phdim_log_sizes, phdim_sizes, phdim_subsample_indices
@@ -42,6 +42,7 @@ __all__ = [
     "phdim_log_sizes",
     "phdim_subsample_indices",
     "intrinsic_dimension",
+    "intrinsic_dimensions",
     "gride_profile",
     "mst_edge_lengths",
     "mst_edges",

@@ -6,15 +6,18 @@ Reported beside PHdim as a cross-check (Ansuini et al. 2019 use TwoNN layer by l
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from ._validation import as_points, check_int
 
-__all__ = ["intrinsic_dimension", "gride_profile"]
+__all__ = ["intrinsic_dimension", "intrinsic_dimensions", "gride_profile"]
 
 METHODS = ("twonn", "mle", "gride")
+# Up to this many distinct points TwoNN and MLE read their neighbours off one exact distance matrix
+# (8 n^2 bytes: 512 MiB here), shared by both; beyond it scikit-dimension's own search does.
+_DENSE_KNN_MAX = 8192
 
 
 def intrinsic_dimension(
@@ -55,9 +58,34 @@ def intrinsic_dimension(
     float
         Estimated dimension (dimensionless).
     """
+    return intrinsic_dimensions(X, (method,), n_neighbors=n_neighbors, discard_fraction=discard_fraction,
+                                deduplicate=deduplicate, n1=n1)[method]
+
+
+def intrinsic_dimensions(
+    X: Any,
+    methods: Sequence[str] = ("twonn", "mle"),
+    *,
+    n_neighbors: int = 20,
+    discard_fraction: float = 0.1,
+    deduplicate: bool = True,
+    n1: int = 4,
+) -> dict[str, float]:
+    """:func:`intrinsic_dimension` by each of ``methods`` at once: ``{method: dimension}``.
+
+    TwoNN and MLE read their nearest neighbours off one exact distance matrix (shared; up to 8192
+    distinct points, beyond which scikit-dimension searches itself), which is what the homology
+    stage asks for on every layer; the estimators are scikit-dimension's, given those neighbours.
+    The numbers equal scikit-dimension's own to rounding (its neighbour search computes the same
+    Euclidean distances another way). Parameters as in :func:`intrinsic_dimension`.
+    """
+    methods = tuple(methods)
+    for method in methods:
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if not methods:
+        return {}
     X = as_points(X, min_points=3)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     if deduplicate:
         X = np.unique(X, axis=0)
     if X.shape[0] < 3:
@@ -68,22 +96,47 @@ def intrinsic_dimension(
 
     import skdim
 
+    n_neighbors = min(check_int(n_neighbors, "n_neighbors", 2), X.shape[0] - 1)
+    discard_fraction = float(discard_fraction)
+    if "twonn" in methods and not 0.0 <= discard_fraction < 1.0:
+        raise ValueError(f"discard_fraction must be in [0, 1), got {discard_fraction}")
+    knn = None
+    if X.shape[0] <= _DENSE_KNN_MAX and {"twonn", "mle"} & set(methods):
+        knn = _nearest_neighbours(X, max(2, n_neighbors if "mle" in methods else 2))
+    out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # skdim warns on clipped n_neighbors; we clip ourselves
-        if method == "twonn":
-            discard_fraction = float(discard_fraction)
-            if not 0.0 <= discard_fraction < 1.0:
-                raise ValueError(f"discard_fraction must be in [0, 1), got {discard_fraction}")
-            est = skdim.id.TwoNN(discard_fraction=discard_fraction).fit(X)
-        elif method == "gride":
-            n1 = check_int(n1, "n1", 1)
-            if 2 * n1 >= X.shape[0]:
-                raise ValueError(f"GRIDE with n1={n1} needs more than {2 * n1} distinct points, got {X.shape[0]}")
-            est = skdim.id.GRIDE(n1=n1, n2=2 * n1).fit(X)
-        else:
-            n_neighbors = min(check_int(n_neighbors, "n_neighbors", 2), X.shape[0] - 1)
-            est = skdim.id.MLE().fit(X, n_neighbors=n_neighbors)
-    return float(est.dimension_)
+        for method in methods:
+            if method == "twonn":
+                if knn is None:
+                    est = skdim.id.TwoNN(discard_fraction=discard_fraction).fit(X)
+                else:  # (r1, r2): the distances to the first and second neighbour
+                    est = skdim.id.TwoNN(discard_fraction=discard_fraction, dist=True).fit(knn[0][:, :2])
+            elif method == "gride":
+                n1 = check_int(n1, "n1", 1)
+                if 2 * n1 >= X.shape[0]:
+                    raise ValueError(f"GRIDE with n1={n1} needs more than {2 * n1} distinct points, got {X.shape[0]}")
+                est = skdim.id.GRIDE(n1=n1, n2=2 * n1).fit(X)
+            elif knn is None:
+                est = skdim.id.MLE().fit(X, n_neighbors=n_neighbors)
+            else:
+                est = skdim.id.MLE().fit(X, precomputed_knn_arrays=(knn[0][:, :n_neighbors], knn[1][:, :n_neighbors]))
+            out[method] = float(est.dimension_)
+    return out
+
+
+def _nearest_neighbours(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's k nearest other points: (distances, indices), both (n, k), nearest first
+    (ties by the smaller index), from the exact distance matrix (``distances.pairwise_distances``)."""
+    from .distances import pairwise_distances
+
+    D = pairwise_distances(X)
+    np.fill_diagonal(D, np.inf)
+    part = np.argpartition(D, k - 1, axis=1)[:, :k]
+    rows = np.arange(D.shape[0])[:, None]
+    order = np.lexsort((part, D[rows, part]))  # by distance, then index
+    idx = part[rows, order]
+    return D[rows, idx], idx
 
 
 def gride_profile(X: Any, range_max: int = 64) -> dict[str, np.ndarray]:
