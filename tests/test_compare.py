@@ -171,6 +171,42 @@ def test_pooled_pairs_are_reused_until_their_settings_or_runs_change(trained_dig
     assert calls == [1, 1]
 
 
+def test_pairs_computed_two_at_a_time_equal_those_computed_one_by_one(trained_digits, monkeypatch, caplog):
+    """compare.n_jobs=2: the pairs the pool lacks are made in two worker processes (one core each);
+    their files hold the numbers a one-at-a-time run writes, and n_jobs leaves the pool keys alone."""
+    import logging
+
+    from reptopo.stages import compare
+
+    root, cfg, _, _ = trained_digits
+    rotated = _copy_run(root, cfg.run_name, "rotated-for-jobs", _rotated)
+    scaled = _copy_run(root, cfg.run_name, "scaled-for-jobs", lambda X: 0.5 * X)
+    _experiment_tables(root, {cfg.run_name: "original", rotated: "rotated", scaled: "scaled"})
+    overrides = [*TINY, "tracking=none", "aggregate.analysis=e1", "+compare.pairs.p=[original,rotated]",
+                 "+compare.pairs.q=[scaled,rotated]", "compare.measures=[cka,cka_debiased,overlap,rtd]",
+                 "compare.rtd_batch_size=40"]
+    out, pool = root / "reports/tiny/compare", root / "data/compare"
+    shutil.rmtree(pool, ignore_errors=True)
+    calls = []  # pairs computed in this process (the workers are others)
+    real = compare.compare_pair
+    monkeypatch.setattr(compare, "compare_pair", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with caplog.at_level(logging.INFO, logger="reptopo.compare"):
+        parallel = compare.run(compose_cfg(root, [*overrides, "compare.n_jobs=2"]))
+    assert "2 pairs, 2 at a time" in caplog.text and calls == []  # the workers made both
+    files = {p.relative_to(out): p.read_text() for p in sorted(out.rglob("*.csv"))}
+    assert {str(p) for p in files} >= {"p/cka.csv", "q/overlap.csv", "p/diagonal.csv", "pairs.csv"}
+    compare.run(compose_cfg(root, [*overrides, "compare.n_jobs=1"]))  # same keys: both pairs reused
+    assert calls == []
+    shutil.rmtree(pool)
+    serial = compare.run(compose_cfg(root, [*overrides, "compare.n_jobs=1"]))
+    assert calls == [1, 1]
+    pd.testing.assert_frame_equal(parallel.drop(columns="run_a"), serial.drop(columns="run_a"), rtol=1e-9)
+    for path, text in files.items():
+        if path.name != "pairs.csv":
+            a, b = pd.read_csv(out / path), pd.read_csv(pd.io.common.StringIO(text))
+            pd.testing.assert_frame_equal(a, b, rtol=1e-9)
+
+
 def test_an_unknown_pair_label_is_one_line_and_writes_nothing(trained_digits):
     root, cfg, _, _ = trained_digits
     _experiment_tables(root, {cfg.run_name: "original"})

@@ -238,6 +238,7 @@ class CompareSchema:
     rtd_batches: int = ranged(">= 1")
     rtd_batch_size: int = ranged(">= 4")
     diagram_metric: str = MISSING
+    n_jobs: int = ranged(">= 1")  # an experiment's pairs computed this many at a time (one core each)
 
 
 @dataclass

@@ -40,7 +40,7 @@ from reptopo.runtime.errors import ReptopoError
 from reptopo.runtime.io import atomic_dir, load_layer, read_json, read_table, require_dir, write_json
 from reptopo.runtime.schema import validate_config
 from reptopo.runtime.stamps import STAMP, read_stamp
-from reptopo.runtime.threads import limit_threads
+from reptopo.runtime.threads import limit_threads, threads_per_job
 from reptopo.runtime.tracking import start_run
 
 log = logging.getLogger("reptopo.compare")
@@ -78,17 +78,18 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
     for per_seed in runs.values():  # every pair's samples checked before any is computed
         for ra, rb, _, _ in per_seed.values():
             check_same_sample(load_run(data_dir, "run_a", ra, layers=False), load_run(data_dir, "run_b", rb, layers=False))
+    tasks = [(ra, rb, la, lb, pair, pair if len(seeds) == 1 else f"{pair}-seed{seed}", seed)
+             for pair, per_seed in runs.items() for seed, (ra, rb, la, lb) in per_seed.items()]
+    compute_pairs_in_parallel(cfg, data_dir, tasks)
     rows, by_seed = [], {s: {} for s in seeds}
-    for pair, per_seed in runs.items():
-        for seed, (ra, rb, la, lb) in per_seed.items():
-            folder = pair if len(seeds) == 1 else f"{pair}-seed{seed}"
-            pooled = pooled_pair(cfg, data_dir, ra, rb, la, lb, pair, folder, seed)
-            rows.append({"pair": pair, "seed": seed, "folder": folder, "label_a": la, "label_b": lb, "run_a": ra,
-                         "run_b": rb, **read_json(pooled / "summary.json", "compare summary"), "pooled": pooled})
-            if (pooled / "cka.csv").is_file():  # the numbers as written, so a reuse gives the same findings
-                a, b = (load_run(data_dir, key, r, layers=False) for key, r in (("run_a", ra), ("run_b", rb)))
-                cka = read_table(pooled / "cka.csv", "CKA matrix").set_index("layer_a").to_numpy()
-                by_seed[seed][pair] = (cka, a["depths"], b["depths"])
+    for ra, rb, la, lb, pair, folder, seed in tasks:
+        pooled = pooled_pair(cfg, data_dir, ra, rb, la, lb, pair, folder, seed)
+        rows.append({"pair": pair, "seed": seed, "folder": folder, "label_a": la, "label_b": lb, "run_a": ra,
+                     "run_b": rb, **read_json(pooled / "summary.json", "compare summary"), "pooled": pooled})
+        if (pooled / "cka.csv").is_file():  # the numbers as written, so a reuse gives the same findings
+            a, b = (load_run(data_dir, key, r, layers=False) for key, r in (("run_a", ra), ("run_b", rb)))
+            cka = read_table(pooled / "cka.csv", "CKA matrix").set_index("layer_a").to_numpy()
+            by_seed[seed][pair] = (cka, a["depths"], b["depths"])
     findings = compare_findings_with_seeds(cfg.aggregate.analysis, cfg.experiment_name, by_seed)
     table = pd.DataFrame(rows).drop(columns="pooled")
     with atomic_dir(reports / "compare") as tmp:
@@ -106,11 +107,49 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
 COMPARE_REVISION = 1
 
 
+def compute_pairs_in_parallel(cfg: DictConfig, data_dir: Path, tasks: list[tuple]) -> None:
+    """Compute the pairs of ``tasks`` (the arguments of :func:`pooled_pair` after ``data_dir``) that
+    the pool lacks, ``compare.n_jobs`` at a time in worker processes, each on its share of the
+    cores; with one job, or one pair to make, nothing happens here and ``pooled_pair`` makes them."""
+    todo = [t for t in tasks if not _pool_entry(cfg, data_dir, *t[:4], t[5])[2]]
+    n_jobs = min(int(cfg.compare.n_jobs), len(todo))
+    if n_jobs < 2:
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, threads_per_job() // n_jobs)
+    container = OmegaConf.to_container(cfg, resolve=True)  # workers have no Hydra to resolve against
+    log.info("compare: %d pairs, %d at a time on %d thread(s) each", len(todo), n_jobs, threads)
+    with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_threads, initargs=(threads,)) as pool:
+        for done in [pool.submit(_pooled_pair_job, container, str(data_dir), task) for task in todo]:
+            done.result()  # a worker's error is raised here, after the others were submitted
+
+
+def _worker_threads(n: int) -> None:
+    import os
+
+    os.environ["OMP_NUM_THREADS"] = str(n)  # runtime.threads.threads_per_job reads it
+
+
+def _pooled_pair_job(container: dict, data_dir: str, task: tuple) -> None:
+    pooled_pair(OmegaConf.create(container), Path(data_dir), *task)
+
+
+def _pool_entry(cfg: DictConfig, data_dir: Path, run_a: str, run_b: str, label_a: str, label_b: str,
+                folder: str) -> tuple[str, Path, bool]:
+    """(key, folder in the pool, whether it is finished) of one pair (:func:`pair_key`)."""
+    key = pair_key(cfg, data_dir, run_a, run_b, label_a, label_b, folder)
+    out = data_dir / "compare" / f"{run_a}--{run_b}-{key[:12]}"
+    return key, out, read_stamp(out).get("fingerprint") == key
+
+
 def pair_key(cfg: DictConfig, data_dir: Path, run_a: str, run_b: str, label_a: str, label_b: str, folder: str) -> str:
     """SHA-256 of what decides a pooled pair: the compare settings (less the pair lists), the seed,
     both runs' activations and homology fingerprints, the labels and folder name in its figures."""
     settings = OmegaConf.to_container(cfg.compare, resolve=True)
-    for key in ("pairs", "run_a", "run_b"):
+    for key in ("pairs", "run_a", "run_b", "n_jobs"):  # n_jobs: how, not what
         settings.pop(key, None)
     parts = {"compare": settings, "seed": int(cfg.seed), "revision": COMPARE_REVISION,
              "labels": [label_a, label_b, folder],
@@ -123,9 +162,8 @@ def pooled_pair(cfg: DictConfig, data_dir: Path, run_a: str, run_b: str, label_a
                 folder: str, seed: int) -> Path:
     """The finished folder of one pair of runs in the pool (``paths.data_dir``/compare/<a>--<b>-<key>):
     reused when its stamp holds the same :func:`pair_key`, else computed, written and logged."""
-    key = pair_key(cfg, data_dir, run_a, run_b, label_a, label_b, folder)
-    out = data_dir / "compare" / f"{run_a}--{run_b}-{key[:12]}"
-    if read_stamp(out).get("fingerprint") == key:
+    key, out, finished = _pool_entry(cfg, data_dir, run_a, run_b, label_a, label_b, folder)
+    if finished:
         log.info("compare %s (seed %s): reusing %s", pair, seed, out)
         return out
     t0 = time.time()
