@@ -103,3 +103,13 @@ def test_compared_pairs_name_runs_of_their_experiment(tmp_path, scale):
         pairs = compose_cfg(tmp_path, [f"experiment={exp}_{scale}"]).compare.pairs
         for name, pair in pairs.items():
             assert len(pair) == 2 and all(labels.count(l) == 1 for l in pair), (exp, name, list(pair), labels)
+
+
+@pytest.mark.parametrize("exp", EXPERIMENTS)
+def test_paper_twins_name_the_quick_sweeps(exp):
+    # An e*_paper.yaml includes its e*_quick.yaml and Hydra merges their `sweeps:` dicts: a sweep
+    # named only in the quick file would run at the paper scale too (on the quick scale's data).
+    # (A paper file without `sweeps:` runs the quick ones on its own data sizes: Naitzat.)
+    quick = yaml.safe_load((CONF / "experiment" / f"{exp}_quick.yaml").read_text())["sweeps"]
+    paper = yaml.safe_load((CONF / "experiment" / f"{exp}_paper.yaml").read_text()).get("sweeps", quick)
+    assert set(paper) == set(quick), (exp, sorted(quick), sorted(paper))
