@@ -216,6 +216,9 @@ CROSS_CASES = [
     ("limit-batches-one", ["train.limit_train_batches=1"],
      "config key train.limit_train_batches: 1.0 is ambiguous (Lightning reads 1 as one batch and 1.0 as all of "
      "them); expected a fraction in (0, 1), a whole number >= 2 of batches, or null for all"),
+    ("steps-per-call-with-limit", ["train.limit_train_batches=2", "train.steps_per_call=3"],
+     "config keys train.limit_train_batches=2.0 and train.steps_per_call=3: Lightning would limit groups of "
+     "minibatches, not minibatches; use one of them (train.steps_per_call=1 with a limit)"),
     ("sample-too-small-for-phdim", ["sample.size=100", "topology.phdim.n_start=60", "topology.phdim.n_step=40"],
      "config key sample.size: 100 is too small for PHdim (topology.phdim.n_start=60, n_step=40): the fit needs two "
      "subsample sizes below it, so expected >= 101"),

@@ -183,6 +183,61 @@ def test_classifier_steps_as_lightning_automatic_optimisation(tmp_path, optimize
     assert shown["train_loss"] == pytest.approx(ours.epoch_metrics()["train_loss"], abs=1e-4)
 
 
+@pytest.mark.parametrize("scheduler, augment", [("onecycle", None), ("cosine", "crop")])
+def test_grouped_minibatches_make_the_same_updates(tmp_path, scheduler, augment):
+    """train.steps_per_call: k minibatches per Lightning batch (the last group of an epoch short)
+    give bitwise the weights, schedule, optimizer step count and history of one per batch, with
+    the plain backward/step and through Lightning's wrappers."""
+    import pytorch_lightning as pl
+    import torch
+
+    from reptopo.nets.lightning import Classifier, EpochProgressBar, HistoryCallback, batch_loader
+
+    class ThroughLightning(Classifier):  # Lightning's manual_backward and optimizer wrapper
+        def on_fit_start(self):
+            self._plain_steps = False
+
+    def train(steps_per_call, cls=Classifier):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Tanh(), torch.nn.Flatten(),
+                                  torch.nn.Linear(4 * 4 * 4, 3))
+        # 44 rows in batches of 8: 6 minibatches an epoch, in groups of 4 + 2 when grouped.
+        module = cls(net, "adamw", 0.05, 1e-3, scheduler, augment=augment,
+                     steps_per_epoch=6 if steps_per_call > 1 else None)
+        history = HistoryCallback()
+        trainer = pl.Trainer(max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+                             enable_model_summary=False, num_sanity_val_steps=0, deterministic=True,
+                             callbacks=[history, EpochProgressBar()], default_root_dir=str(tmp_path))
+        g = torch.Generator().manual_seed(1)
+        x, y = torch.randn(44, 1, 6, 6, generator=g), torch.randint(0, 3, (44,), generator=g)
+        loader = batch_loader((x, y), 8, shuffle=True, generator=g, steps_per_call=steps_per_call)
+        trainer.fit(module, loader, batch_loader((x[:9], y[:9]), 4))
+        lr = module.lr_schedulers().get_last_lr()[0]
+        return module.model.state_dict(), trainer.global_step, history.epochs, lr, len(loader)
+
+    state, steps, history, lr, batches = train(1)
+    for cls in (Classifier, ThroughLightning):
+        g_state, g_steps, g_history, g_lr, g_batches = train(4, cls)
+        assert (batches, g_batches) == (6, 2)
+        assert steps == g_steps == 18
+        assert all(torch.equal(state[k], g_state[k]) for k in state)
+        assert g_history == history and len(history) == 3
+        assert g_lr == lr and lr < 0.05 / 50  # the whole schedule ran: annealed to its end
+
+
+def test_grouped_loader_yields_the_same_minibatches_in_order():
+    import torch
+
+    from reptopo.nets.lightning import batch_loader
+
+    x, y = torch.arange(23).float()[:, None], torch.arange(23)
+    flat = [b for b in batch_loader((x, y), 5, shuffle=True, generator=torch.Generator().manual_seed(3))]
+    groups = list(batch_loader((x, y), 5, shuffle=True, generator=torch.Generator().manual_seed(3), steps_per_call=2))
+    assert [len(g) for g in groups] == [2, 2, 1]
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(flat, [m for g in groups for m in g]))
+    assert sorted(torch.cat([b[1] for b in flat]).tolist()) == list(range(23))
+
+
 def test_history_holds_example_weighted_epoch_means(tmp_path):
     """history.json's train/val loss and accuracy per epoch are means over examples (the last,
     short batch weighs by its size): at lr 0 the model is fixed, so they equal one evaluation of it."""

@@ -1,9 +1,13 @@
 """Lightning wrapper for supervised classification of any ``nn.Module`` that returns logits.
 
 Batches are ``(x, y)`` for images and points, ``(input_ids, attention_mask, y)`` for text: every
-element but the last is passed to the model.
+element but the last is passed to the model. A ``MinibatchGroup`` of such batches
+(``batch_loader(..., steps_per_call=k)``) is k minibatches in one Lightning batch: one optimizer
+step each, in order.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytorch_lightning as pl
@@ -11,7 +15,7 @@ from pytorch_lightning.callbacks import TQDMProgressBar
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
 from reptopo.runtime.choices import CHOICES, allowed
 from reptopo.runtime.errors import ReptopoError
@@ -22,7 +26,10 @@ class Classifier(pl.LightningModule):
 
     def __init__(self, model: nn.Module, optimizer: str = "adamw", lr: float = 1e-3,
                  weight_decay: float = 0.0, scheduler: str | None = "cosine", augment: str | None = None,
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, steps_per_epoch: int | None = None) -> None:
+        """``steps_per_epoch``: optimizer steps (minibatches) per epoch, for the schedule's length when
+        a Lightning batch holds several minibatches; None: one step per Lightning batch (Lightning's
+        ``estimated_stepping_batches``)."""
         super().__init__()
         if augment not in AUGMENTATIONS:
             raise ReptopoError(f"train.augment={augment!r}; expected one of {list(AUGMENTATIONS)}")
@@ -32,6 +39,7 @@ class Classifier(pl.LightningModule):
         self.lr = lr
         self.weight_decay = weight_decay
         self.scheduler_name = scheduler
+        self.steps_per_epoch = steps_per_epoch
         # NHWC for models with 2-d convolutions: 1.5x (CNNs) to 2x (MobileNetV2's depthwise convs)
         # the training throughput on CPU (oneDNN). The sums run in another order, so the weights
         # differ from NCHW training in the last bits (still bitwise-deterministic per seed).
@@ -75,17 +83,40 @@ class Classifier(pl.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._sums.pop("val", None)
 
+    def on_fit_start(self) -> None:
+        # The optimizer's own step and a plain backward are what Lightning's wrappers do on one
+        # device without loss scaling (train.precision: 32-true, bf16-mixed), less ~0.1 ms of hooks
+        # a step (4 % of the Naitzat MLP's); anything else (several devices, 16-bit loss scaling)
+        # goes through Lightning's manual_backward and optimizer wrapper.
+        plugin = self.trainer.precision_plugin
+        self._plain_steps = self.trainer.world_size == 1 and getattr(plugin, "scaler", None) is None
+
     def training_step(self, batch, batch_idx):
+        # Several minibatches (batch_loader's steps_per_call): Lightning's per-batch work (hooks,
+        # fetch, progress: about 0.5 ms) is paid once for all of them.
+        plain = getattr(self, "_plain_steps", False)
+        optimizer, scheduler = self.optimizers(use_pl_optimizer=not plain), self.lr_schedulers()
+        # Lightning counts optimizer steps (trainer.global_step) in its wrapper's step.
+        counter = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress if plain else None
+        for minibatch in batch if isinstance(batch, MinibatchGroup) else (batch,):
+            loss = self._optimizer_step(minibatch, optimizer, scheduler, plain)
+            if counter is not None:
+                counter.increment_ready()
+                counter.increment_completed()
+        return loss
+
+    def _optimizer_step(self, batch, optimizer, scheduler, plain: bool) -> torch.Tensor:
         if self.augment and batch[0].ndim == 4:  # images only (N, C, H, W)
             batch = (augment_images(batch[0], self.augment), *batch[1:])
         loss = self._step(batch, "train")
         # What automatic optimisation does, in its order: zero the gradients, backward, step, then
-        # the per-step schedule. Lightning's optimizer wrapper still runs the precision plugin's step.
-        optimizer = self.optimizers()
+        # the per-step schedule.
         optimizer.zero_grad()
-        self.manual_backward(loss)
+        if plain:
+            loss.backward()
+        else:
+            self.manual_backward(loss)
         optimizer.step()
-        scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
         return loss.detach()
@@ -101,16 +132,20 @@ class Classifier(pl.LightningModule):
         else:
             raise ReptopoError(f"train.optimizer={self.optimizer_name!r}; expected one of {list(allowed('train.optimizer'))}")
         if self.scheduler_name == "cosine":
-            steps = max(1, int(self.trainer.estimated_stepping_batches))
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self._total_steps())
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         if self.scheduler_name == "onecycle":
             # Smith's one-cycle: 30 % warm-up to lr, cosine annealing to lr / 1e4 (per step). Fast
             # convergence in few epochs, which is what the quick scale can afford.
-            steps = max(1, int(self.trainer.estimated_stepping_batches))
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps)
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=self._total_steps())
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         return opt
+
+    def _total_steps(self) -> int:
+        """Optimizer steps of the whole fit (at least 1): the schedules' length."""
+        if self.steps_per_epoch is None:
+            return max(1, int(self.trainer.estimated_stepping_batches))
+        return max(1, int(self.trainer.max_epochs) * int(self.steps_per_epoch))
 
 
 AUGMENTATIONS = CHOICES["train.augment"]
@@ -134,15 +169,81 @@ def augment_images(x: torch.Tensor, kind: str, pad: int = 2) -> torch.Tensor:
 
 
 class EpochProgressBar(TQDMProgressBar):
-    """tqdm progress bars that show the epoch's running ``<stage>_loss`` and ``<stage>_acc``
-    (Classifier.epoch_metrics, read at each refresh) instead of ``self.log``'d values: a
-    ``self.log`` call costs about 1 ms, as much as a step of the Naitzat MLP."""
+    """A tqdm bar per training epoch that shows the epoch's running ``<stage>_loss`` and
+    ``<stage>_acc`` (Classifier.epoch_metrics) instead of ``self.log``'d values (a ``self.log`` call
+    costs about 1 ms, as much as a step of the Naitzat MLP).
+
+    It redraws at most once every ``min_interval`` seconds and reads the metrics only then:
+    Lightning's bar redraws at every epoch's start and end and opens a validation bar each epoch,
+    about 1 ms an epoch, 5 % of an epoch of the Naitzat MLP (6 steps). No validation bar: the
+    validation's ``val_*`` show in the training bar once it has run."""
+
+    def __init__(self, refresh_rate: int = 10, min_interval: float = 0.5) -> None:
+        super().__init__(refresh_rate=refresh_rate)
+        self.min_interval = float(min_interval)
 
     def get_metrics(self, trainer, pl_module) -> dict:
         metrics = super().get_metrics(trainer, pl_module)
         if isinstance(pl_module, Classifier):
             metrics.update({k: round(v, 4) for k, v in pl_module.epoch_metrics().items()})
         return metrics
+
+    def init_train_tqdm(self):
+        bar = super().init_train_tqdm()
+        bar.mininterval = self.min_interval
+        return bar
+
+    def _redraw(self, trainer, pl_module, force: bool = False) -> None:
+        """Redraw the training bar (position, epoch, metrics) when ``min_interval`` has passed."""
+        bar = self._train_progress_bar
+        if bar is None or bar.disable:
+            return
+        now = bar._time()
+        if force or now - bar.last_print_t >= bar.mininterval:
+            bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
+            bar.refresh()
+            bar.last_print_t, bar.last_print_n = now, bar.n
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        bar = self.train_progress_bar
+        bar.n = bar.last_print_n = 0
+        bar.start_t = bar._time()  # the epoch's rate (what tqdm's reset does, without its redraw)
+        bar.total = convert_inf(self.total_train_batches)
+        bar.set_description(f"Epoch {trainer.current_epoch}", refresh=False)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.train_progress_bar.n = batch_idx + 1
+        self._redraw(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._redraw(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._redraw(trainer, pl_module, force=True)  # the last epoch's numbers stay on screen
+        super().on_train_end(trainer, pl_module)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            super().on_validation_start(trainer, pl_module)
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if trainer.sanity_checking:
+            super().on_validation_batch_start(trainer, pl_module, batch, batch_idx, dataloader_idx)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if trainer.sanity_checking:
+            super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            super().on_validation_end(trainer, pl_module)
+        else:
+            self._redraw(trainer, pl_module)
+
+
+def convert_inf(x):
+    """None for an unknown or infinite batch count (tqdm's open-ended bar), else the count."""
+    return None if x is None or math.isinf(x) or math.isnan(x) else x
 
 
 class HistoryCallback(pl.Callback):
@@ -157,19 +258,53 @@ class HistoryCallback(pl.Callback):
 
 
 def batch_loader(tensors, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
-                 num_workers: int = 0) -> DataLoader:
+                 num_workers: int = 0, steps_per_call: int = 1) -> DataLoader:
     """A DataLoader over equal-length ``tensors`` that yields ``tuple(t[rows] for t in tensors)``:
     one gather per batch rather than ``batch_size`` items stacked by ``default_collate`` (per-item
     indexing is most of a small model's step). Same batches, in the same order for the same
-    ``generator`` state, as ``DataLoader(TensorDataset(*tensors), batch_size, shuffle, generator=...)``."""
+    ``generator`` state, as ``DataLoader(TensorDataset(*tensors), batch_size, shuffle, generator=...)``.
+
+    ``steps_per_call`` > 1: it yields ``MinibatchGroup`` lists of that many minibatches (the last of
+    an epoch may be shorter), the same minibatches in the same order; ``Classifier`` makes one
+    optimizer step per minibatch. ``len()`` counts the groups."""
+    if int(steps_per_call) < 1:
+        raise ValueError(f"steps_per_call={steps_per_call!r}; expected an integer >= 1")
     rows = _Rows(*tensors)
     sampler = RandomSampler(rows, generator=generator) if shuffle else SequentialSampler(rows)
-    return DataLoader(rows, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None,
-                      generator=generator, num_workers=num_workers)
+    batches = BatchSampler(sampler, batch_size, drop_last=False)
+    if int(steps_per_call) > 1:
+        batches = _Groups(batches, int(steps_per_call))
+    return DataLoader(rows, sampler=batches, batch_size=None, generator=generator, num_workers=num_workers)
+
+
+class MinibatchGroup(list):
+    """Minibatches handed to Lightning as one batch (a list, so collation and device transfer
+    keep it): ``Classifier.training_step`` makes one optimizer step per item, in order."""
+
+
+class _Groups(Sampler):
+    """Consecutive lists of row lists from a batch sampler, ``size`` at a time."""
+
+    def __init__(self, batches: BatchSampler, size: int) -> None:
+        self.batches, self.size = batches, size
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.batches) / self.size)
+
+    def __iter__(self):
+        group = []
+        for rows in self.batches:
+            group.append(rows)
+            if len(group) == self.size:
+                yield group
+                group = []
+        if group:
+            yield group
 
 
 class _Rows(Dataset):
-    """Tensors indexed by a list of rows at once (the batch sampler's lists)."""
+    """Tensors indexed by a list of rows at once (the batch sampler's lists), or by a list of such
+    lists (a group of minibatches: a list of tuples)."""
 
     def __init__(self, *tensors: torch.Tensor) -> None:
         self.tensors = tensors
@@ -178,6 +313,8 @@ class _Rows(Dataset):
         return len(self.tensors[0])
 
     def __getitem__(self, rows):
+        if rows and isinstance(rows[0], list):
+            return MinibatchGroup(self[r] for r in rows)
         index = torch.as_tensor(rows, dtype=torch.long)
         return tuple(t[index] for t in self.tensors)
 

@@ -121,6 +121,9 @@ class TrainSchema:
     scheduler: Optional[str] = MISSING
     # Batches per epoch: a fraction in (0, 1) or a whole number >= 2 (tests keep runs tiny); null: all.
     limit_train_batches: Optional[float] = ranged("> 0")
+    # Minibatches per Lightning batch (one optimizer step each, in order): Lightning's per-batch work
+    # paid once per that many steps. Same updates; only the progress bar's count changes.
+    steps_per_call: int = ranged(">= 1")
     accelerator: str = MISSING
     deterministic: bool = MISSING
     num_workers: int = ranged(">= 0")
@@ -316,6 +319,10 @@ def _check_cross_keys(cfg: DictConfig) -> None:
         raise ReptopoError("config key train.limit_train_batches: 1.0 is ambiguous (Lightning reads 1 as one batch "
                            "and 1.0 as all of them); expected a fraction in (0, 1), a whole number >= 2 of "
                            "batches, or null for all")
+    if limit is not None and cfg.train.steps_per_call > 1:
+        raise ReptopoError(f"config keys train.limit_train_batches={limit!r} and train.steps_per_call="
+                           f"{cfg.train.steps_per_call}: Lightning would limit groups of minibatches, not "
+                           "minibatches; use one of them (train.steps_per_call=1 with a limit)")
     phdim = cfg.topology.phdim
     if phdim.sizes is not None:
         sizes = list(phdim.sizes)

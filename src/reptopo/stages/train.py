@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -94,11 +95,14 @@ def fit(cfg: DictConfig, model, ds, root: Path):
     import torch
 
     t = cfg.train
+    # Several minibatches per Lightning batch (train.steps_per_call): the schedule counts minibatches.
+    grouped = int(t.steps_per_call) > 1
     module = Classifier(model, t.optimizer, t.lr, t.weight_decay, t.scheduler, augment=t.augment,
-                        channels_last=t.channels_last)
+                        channels_last=t.channels_last,
+                        steps_per_epoch=math.ceil(len(ds.train) / int(t.batch_size)) if grouped else None)
     gen = torch.Generator().manual_seed(int(cfg.seed))
     train_loader = batch_loader(ds.train.tensors(), t.batch_size, shuffle=True, generator=gen,
-                                num_workers=t.num_workers)
+                                num_workers=t.num_workers, steps_per_call=int(t.steps_per_call))
     val_loader = batch_loader(ds.val.tensors(), t.eval_batch_size)
     history = HistoryCallback()
     trainer = _make_trainer(
