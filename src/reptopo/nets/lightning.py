@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.callbacks.progress.tqdm_progress import convert_inf
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -40,6 +41,7 @@ class Classifier(pl.LightningModule):
         self.weight_decay = weight_decay
         self.scheduler_name = scheduler
         self.steps_per_epoch = steps_per_epoch
+        self._plain_steps = False  # set by on_fit_start
         # NHWC for models with 2-d convolutions: 1.5x (CNNs) to 2x (MobileNetV2's depthwise convs)
         # the training throughput on CPU (oneDNN). The sums run in another order, so the weights
         # differ from NCHW training in the last bits (still bitwise-deterministic per seed).
@@ -94,7 +96,7 @@ class Classifier(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         # Several minibatches (batch_loader's steps_per_call): Lightning's per-batch work (hooks,
         # fetch, progress: about 0.5 ms) is paid once for all of them.
-        plain = getattr(self, "_plain_steps", False)
+        plain = self._plain_steps
         optimizer, scheduler = self.optimizers(use_pl_optimizer=not plain), self.lr_schedulers()
         # Lightning counts optimizer steps (trainer.global_step) in its wrapper's step.
         counter = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress if plain else None
@@ -239,11 +241,6 @@ class EpochProgressBar(TQDMProgressBar):
             super().on_validation_end(trainer, pl_module)
         else:
             self._redraw(trainer, pl_module)
-
-
-def convert_inf(x):
-    """None for an unknown or infinite batch count (tqdm's open-ended bar), else the count."""
-    return None if x is None or math.isinf(x) or math.isnan(x) else x
 
 
 class HistoryCallback(pl.Callback):
