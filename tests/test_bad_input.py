@@ -219,6 +219,9 @@ CROSS_CASES = [
     ("steps-per-call-with-limit", ["train.limit_train_batches=2", "train.steps_per_call=3"],
      "config keys train.limit_train_batches=2.0 and train.steps_per_call=3: Lightning would limit groups of "
      "minibatches, not minibatches; use one of them (train.steps_per_call=1 with a limit)"),
+    ("group-by-length-on-images", ["train.group_by_length=8"],
+     "config key train.group_by_length=8: batches by length are for token sequences, and data=digits is of kind "
+     "'image'; expected train.group_by_length=0 or a text dataset"),
     ("sample-too-small-for-phdim", ["sample.size=100", "topology.phdim.n_start=60", "topology.phdim.n_step=40"],
      "config key sample.size: 100 is too small for PHdim (topology.phdim.n_start=60, n_step=40): the fit needs two "
      "subsample sizes below it, so expected >= 101"),

@@ -182,3 +182,63 @@ def test_stages_route_text_and_points(tmp_path, model, data, probe, pooling):
         assert (tmp_path / "data" / "train" / f"{model}-{data}" / "hf_config" / "config.json").is_file()
     if model == "mlp":
         assert meta["layers"][0]["shape"] == [100, 32]
+
+
+def test_length_grouped_batches_cover_every_row_in_sorted_chunks():
+    """train.group_by_length=k: each epoch every row once, ceil(N / batch) batches, each chunk of k
+    batches sorted by length (a batch's rows are the next lengths down), reshuffled per epoch, and
+    the same epochs again from the same seed."""
+    from reptopo.nets.lightning import LengthGroupedBatches
+
+    lengths = torch.randint(3, 40, (203,), generator=torch.Generator().manual_seed(0))
+
+    def epochs(seed, k=2, n=3):
+        sampler = LengthGroupedBatches(lengths, 16, k, torch.Generator().manual_seed(seed))
+        return [list(sampler) for _ in range(n)], len(sampler)
+
+    runs, n_batches = epochs(1)
+    assert n_batches == 13 and all(len(e) == 13 for e in runs)
+    for epoch in runs:
+        assert sorted(r for b in epoch for r in b) == list(range(203))
+        assert sorted(len(b) for b in epoch) == [11] + [16] * 12  # only the last chunk's last batch is short
+    # Sorted within chunks: the spread of lengths inside a batch is far below that of random batches.
+    spread = np.mean([float(lengths[b].max() - lengths[b].min()) for b in runs[0]])
+    assert spread < 0.6 * (40 - 3)
+    assert runs[0] != runs[1]  # reshuffled every epoch
+    assert epochs(1)[0] == runs and epochs(2)[0] != runs
+    # One chunk of the whole set: batches are consecutive runs of the fully sorted lengths.
+    (whole,), _ = epochs(1, k=13, n=1)
+    widths = sorted(((int(lengths[b].max()), int(lengths[b].min())) for b in whole), reverse=True)
+    assert all(lo >= nxt_hi for (_, lo), (nxt_hi, _) in zip(widths, widths[1:]))
+
+
+def test_trimmed_text_batches_give_the_padded_logits(tmp_path):
+    """Batches cut to their longest row (train.group_by_length) drop padding only: the logits of
+    a tiny BERT match the padded batch's to float precision, and evaluation by length gives the
+    same accuracy and loss."""
+    from reptopo.nets.lightning import batch_loader, evaluate, padded_lengths
+
+    cfg = validate_config(compose_cfg(tmp_path, ["model=bert_small", "data=rotten_tomatoes", "model.vocab_size=300",
+                                                 "model.max_length=24", "model.kwargs.num_hidden_layers=2"]))
+    texts = ["a b c d e f g h i j k l m n o p q r s t"[: 2 * n] for n in range(1, 21)] * 3
+    tok = train_wordpiece(texts, vocab_size=300, max_length=24)
+    ids, mask = encode(tok, texts, 24)
+    y = torch.arange(len(texts)) % 2
+    torch.manual_seed(0)
+    model = build_model(cfg.model, 0, 2, 0, vocab_size=len(tok)).eval()
+    lengths = padded_lengths(mask)
+    assert lengths.max() < 24 and lengths.min() == 3
+    gen = torch.Generator().manual_seed(0)
+    batches = list(batch_loader((ids, mask, y), 8, shuffle=True, generator=gen, lengths=lengths, group_by_length=2))
+    assert sum(len(b[2]) for b in batches) == len(texts)
+    with torch.no_grad():
+        for b_ids, b_mask, b_y in batches:
+            assert b_ids.shape[1] == int(b_mask.sum(1).max()) < 24 and b_mask[:, -1].any()
+            rows = torch.cat([torch.nonzero((ids == r).all(1))[:1, 0] for r in
+                              torch.nn.functional.pad(b_ids, (0, 24 - b_ids.shape[1]))])
+            torch.testing.assert_close(model(b_ids, b_mask), model(ids[rows], mask[rows]), rtol=1e-5, atol=1e-5)
+    padded, by_length = evaluate(model, ids, y, 16, mask), evaluate(model, ids, y, 16, mask, by_length=True)
+    assert padded["acc"] == by_length["acc"] and padded["loss"] == pytest.approx(by_length["loss"], rel=1e-5)
+    left = torch.flip(mask, dims=[1])  # left padding: cutting columns would drop tokens
+    with pytest.raises(ReptopoError, match="not right-padded"):
+        padded_lengths(left, "train")

@@ -132,6 +132,9 @@ class TrainSchema:
     augment: Optional[str] = MISSING
     channels_last: bool = MISSING  # NHWC training of conv nets (faster on CPU; last-bit numerics)
     precision: str = MISSING  # 32-true | bf16-mixed (autocast; bf16 matmuls and convs, fp32 weights)
+    # Text only: 0 = batches padded to model.max_length; k >= 1 = batches of similar length from
+    # shuffled chunks of k batches, each cut to its longest row (nets.lightning.LengthGroupedBatches).
+    group_by_length: int = ranged(">= 0")
 
 
 @dataclass
@@ -323,6 +326,10 @@ def _check_cross_keys(cfg: DictConfig) -> None:
         raise ReptopoError(f"config keys train.limit_train_batches={limit!r} and train.steps_per_call="
                            f"{cfg.train.steps_per_call}: Lightning would limit groups of minibatches, not "
                            "minibatches; use one of them (train.steps_per_call=1 with a limit)")
+    if cfg.train.group_by_length and cfg.data.kind != "text":
+        raise ReptopoError(f"config key train.group_by_length={cfg.train.group_by_length}: batches by length are for "
+                           f"token sequences, and data={cfg.data.name} is of kind {cfg.data.kind!r}; expected "
+                           "train.group_by_length=0 or a text dataset")
     phdim = cfg.topology.phdim
     if phdim.sizes is not None:
         sizes = list(phdim.sizes)

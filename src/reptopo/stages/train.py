@@ -17,7 +17,8 @@ from omegaconf import DictConfig
 
 from reptopo.datasets import load_dataset
 from reptopo.nets import build_model, check_compatible, count_parameters
-from reptopo.nets.lightning import Classifier, EpochProgressBar, HistoryCallback, batch_loader, evaluate_splits
+from reptopo.nets.lightning import (Classifier, EpochProgressBar, HistoryCallback, batch_loader, evaluate_splits,
+                                   padded_lengths)
 from reptopo.nets.text import build_tokenizer, encode_dataset
 from reptopo.runtime.cli import run_stage
 from reptopo.runtime.config import abspath, config_dir, config_to_dict
@@ -77,7 +78,8 @@ def run(cfg: DictConfig, tracker=None) -> dict:
     out_dir = abspath(cfg.paths.train_dir)
     with stage_run(cfg, "train", tracker) as tracker, atomic_dir(out_dir) as tmp:
         model, history = fit(cfg, model, ds, tmp)
-        metrics = {**evaluate_splits(model, ds, cfg.train.eval_batch_size, cfg.train.train_eval_rows, int(cfg.seed)), "n_parameters": count_parameters(model),
+        metrics = {**evaluate_splits(model, ds, cfg.train.eval_batch_size, cfg.train.train_eval_rows, int(cfg.seed),
+                                     by_length=bool(cfg.train.group_by_length)), "n_parameters": count_parameters(model),
                    "train_seconds": round(time.time() - t0, 2)}
         save_checkpoint(tmp, cfg, model, ds, tokenizer)
         write_json(tmp / "metrics.json", metrics)
@@ -101,9 +103,13 @@ def fit(cfg: DictConfig, model, ds, root: Path):
                         channels_last=t.channels_last,
                         steps_per_epoch=math.ceil(len(ds.train) / int(t.batch_size)) if grouped else None)
     gen = torch.Generator().manual_seed(int(cfg.seed))
+    # train.group_by_length (text): batches of similar length, cut to their longest row.
+    by_length = int(t.group_by_length)
+    lengths = {name: padded_lengths(getattr(ds, name).mask, name) if by_length else None for name in ("train", "val")}
     train_loader = batch_loader(ds.train.tensors(), t.batch_size, shuffle=True, generator=gen,
-                                num_workers=t.num_workers, steps_per_call=int(t.steps_per_call))
-    val_loader = batch_loader(ds.val.tensors(), t.eval_batch_size)
+                                num_workers=t.num_workers, steps_per_call=int(t.steps_per_call),
+                                lengths=lengths["train"], group_by_length=by_length)
+    val_loader = batch_loader(ds.val.tensors(), t.eval_batch_size, lengths=lengths["val"])
     history = HistoryCallback()
     trainer = _make_trainer(
         cfg, max_epochs=t.max_epochs, accelerator=t.accelerator, devices=1, deterministic=t.deterministic,
