@@ -242,3 +242,5 @@ def test_trimmed_text_batches_give_the_padded_logits(tmp_path):
     left = torch.flip(mask, dims=[1])  # left padding: cutting columns would drop tokens
     with pytest.raises(ReptopoError, match="not right-padded"):
         padded_lengths(left, "train")
+    with pytest.raises(ReptopoError, match="masks of the test split are not right-padded"):
+        evaluate(model, torch.flip(ids, dims=[1]), y, 16, left, by_length=True, what="test")

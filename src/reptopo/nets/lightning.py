@@ -379,22 +379,25 @@ class LengthGroupedBatches(Sampler):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512,
-             mask: torch.Tensor | None = None, by_length: bool = False) -> dict[str, float]:
+             mask: torch.Tensor | None = None, by_length: bool = False, what: str = "evaluated") -> dict[str, float]:
     """Accuracy and mean cross-entropy of ``model`` on (x, y) (text: ``mask`` = attention mask), in eval mode.
 
-    ``by_length`` (text, right-padded): rows in order of length, each batch cut to its longest row
-    (a fraction of the padded cost); the accuracy is the same count, the loss sums in another order."""
+    ``by_length`` (text): rows in order of length, longest first, each batch cut to its first
+    (longest) row: a fraction of the padded cost; the accuracy is the same count, the loss sums in
+    another order. The masks must be right-padded (:func:`padded_lengths`; ``what`` names the split
+    in its error)."""
     model.eval()
+    lengths = None
     if by_length and mask is not None and len(y):
-        lengths = mask.sum(dim=1)
+        lengths = padded_lengths(mask, what)
         order = torch.sort(lengths, descending=True, stable=True).indices
-        x, y, mask = x[order], y[order], mask[order]
+        x, y, mask, lengths = x[order], y[order], mask[order], lengths[order]
     correct, loss_sum = 0, 0.0
     for i in range(0, len(y), batch_size):
         if mask is None:
             inputs = (x[i : i + batch_size],)
         else:
-            width = int(mask[i : i + batch_size].sum(dim=1).max()) if by_length else x.shape[1]
+            width = int(lengths[i]) if lengths is not None else x.shape[1]
             inputs = (x[i : i + batch_size, :width], mask[i : i + batch_size, :width])
         logits = model(*inputs)
         loss_sum += float(F.cross_entropy(logits, y[i : i + batch_size], reduction="sum"))
@@ -417,6 +420,6 @@ def evaluate_splits(model: nn.Module, ds, batch_size: int = 512, train_rows: int
             if name == "train" and train_rows is not None and train_rows < len(y):
                 rows = torch.from_numpy(np.sort(np.random.default_rng(seed).choice(len(y), train_rows, replace=False)))
                 x, y, mask = x[rows], y[rows], None if mask is None else mask[rows]
-            res = evaluate(model, x, y, batch_size, mask, by_length)
+            res = evaluate(model, x, y, batch_size, mask, by_length, name)
             metrics[f"{name}_acc"], metrics[f"{name}_loss"] = res["acc"], res["loss"]
     return metrics
