@@ -43,6 +43,8 @@ def test_run_names_share_checkpoints_only_when_the_training_config_is_the_same(t
     e1 = names("experiment=e1_quick", "model=vgg_small", "data=fashion_mnist")
     e2 = names("experiment=e2_quick", "model=vgg_small", "data=fashion_mnist")
     assert e1 == e2  # E2 reuses E1's Fashion-MNIST runs
+    assert names("experiment=e3_quick", "model=vgg_small", "data=fashion_mnist", "model.activation=relu") == e1  # and E3's ReLU runs
+    assert names("experiment=e3_quick", "model=vgg_small", "data=fashion_mnist", "model.activation=silu")[0] != e1[0]
     eps = [names("experiment=e5_quick", "model=mobilenetv2", "data=fashion_mnist", f"attack.eps={e}")
            for e in (0.0, 0.005)]
     assert eps[0][0] == eps[1][0] and eps[0][1] != eps[1][1]  # one checkpoint, two activation dumps
