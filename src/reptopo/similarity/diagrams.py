@@ -1,5 +1,6 @@
 """Distances between persistence diagrams, through giotto-tda: the one module of reptopo that
-imports it (giotto-tda 0.6.2 pins scikit-learn 1.3.2 and so numpy < 2).
+imports it (giotto-tda 0.6.2's metadata pins scikit-learn 1.3.2 and so numpy < 2; installed
+without its dependencies, its diagram distances run on numpy 2 and scikit-learn up to 1.7).
 
 Diagrams are reptopo's: per homology dimension a (m, 2) array of (birth, death) bars, as
 :func:`reptopo.topology.persistence_diagrams` returns them. Infinite bars are dropped first: every
@@ -9,6 +10,7 @@ difference, and the distances are defined on finite bars.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -76,10 +78,14 @@ def _pairwise(diagrams: list[list[np.ndarray]], metric: str, p: float, n_a: int 
     params = {"p": float(p), "delta": _DELTA} if metric == "wasserstein" else {"delta": _DELTA}
     dist = PairwiseDistance(metric=metric, metric_params=params, order=None, n_jobs=1)
     X = _gtda_input(diagrams)  # one padding width for both sides
-    if n_a is None:
-        return dist.fit_transform(X)
-    # fit on B, transform A: giotto-tda's (n_a, n_b, n_dims) cross distances, no within-run pairs.
-    return dist.fit(X[n_a:]).transform(X[:n_a])
+    with warnings.catch_warnings():
+        # giotto-tda 0.6.2 calls scikit-learn's check_array with force_all_finite, renamed in 1.6
+        # (a FutureWarning per call; it stops working in 1.8, hence scikit-learn < 1.8).
+        warnings.filterwarnings("ignore", message=".*force_all_finite.*", category=FutureWarning)
+        if n_a is None:
+            return dist.fit_transform(X)
+        # fit on B, transform A: giotto-tda's (n_a, n_b, n_dims) cross distances, no within-run pairs.
+        return dist.fit(X[n_a:]).transform(X[:n_a])
 
 
 def diagram_distance(dgm_a: Any, dgm_b: Any, metric: str = "wasserstein", *, p: float = 2.0):
