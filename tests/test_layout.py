@@ -10,155 +10,30 @@ exists.
 """
 from __future__ import annotations
 
-import ast
 import itertools
-import re
-from collections import deque
 from dataclasses import dataclass
-from functools import lru_cache
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from reptopo.runtime import imports
+from reptopo.runtime.imports import PKG, Edge, closure, parents
+
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
-PKG = "reptopo"
 SCIENCE = ("topology", "similarity", "datasets", "nets", "probing", "analysis", "paper")
 # What the science folders must never import, directly or through anything they import.
 FORBIDDEN_FOR_SCIENCE = (f"{PKG}.stages", f"{PKG}.runtime.tracking", f"{PKG}.runtime.callbacks")
 
 
 # ---------------------------------------------------------------- the module graph
+# (reptopo.runtime.imports reads it; the code fingerprints hash the same closures)
 
 
-@dataclass(frozen=True)
-class Edge:
-    target: str  # the reptopo module the statement names (a package means its __init__)
-    line: int
-    launch: bool = False  # a ``python -m reptopo <stage>`` subprocess, not an import
-
-
-def module_files(src: Path = SRC) -> dict[str, Path]:
-    """Dotted module name -> file, for every .py under src/reptopo (packages: their __init__.py)."""
-    out = {}
-    for path in sorted((src / PKG).rglob("*.py")):
-        parts = path.relative_to(src).with_suffix("").parts
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        out[".".join(parts)] = path
-    return out
-
-
-def is_package(path: Path) -> bool:
-    return path.name == "__init__.py"
-
-
-def parents(module: str) -> list[str]:
-    """The packages Python initialises before ``module``: a.b.c -> [a, a.b]."""
-    parts = module.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts))]
-
-
-def _ours(name: str | None) -> bool:
-    return bool(name) and (name == PKG or name.startswith(PKG + "."))
-
-
-def _launch_target(elts: list, modules: dict) -> str | None:
-    """``[..., "-m", "reptopo", "<stage>", ...]`` (or ``"-m", "reptopo.<module>"``) -> the module run."""
-    strs = [e.value if isinstance(e, ast.Constant) and isinstance(e.value, str) else None for e in elts]
-    for i, s in enumerate(strs[:-1]):
-        if s != "-m" or not _ours(strs[i + 1]):
-            continue
-        if strs[i + 1] == PKG and i + 2 < len(strs) and strs[i + 2] and f"{PKG}.stages.{strs[i + 2]}" in modules:
-            return f"{PKG}.stages.{strs[i + 2]}"
-        return strs[i + 1]
-    return None
-
-
-def parse_edges(module: str, path: Path, modules: dict) -> tuple[list[Edge], list[tuple[str, int]]]:
-    """(edges, dangling) of one module: every reptopo import at any nesting level (module level,
-    inside functions, under ``if``/``try``), relative ones resolved, ``from P import n`` naming the
-    submodule P.n when it is one and P's __init__ otherwise; constant ``importlib.import_module``
-    calls; and ``-m reptopo ...`` argument lists (subprocess launches). ``dangling``: reptopo
-    modules imported that do not exist."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    package = module if is_package(path) else module.rpartition(".")[0]
-    named: list[tuple[str, int]] = []  # (module or module-or-attribute, line)
-    edges: list[Edge] = []
-    dangling: list[tuple[str, int]] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            named += [(alias.name, node.lineno) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base_parts = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                base = ".".join(base_parts + ([node.module] if node.module else []))
-            else:
-                base = node.module
-            if not _ours(base):
-                continue
-            for alias in node.names:
-                sub = f"{base}.{alias.name}"
-                named.append((sub if sub in modules else base, node.lineno))
-        elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
-              and isinstance(node.args[0].value, str)
-              and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"):
-            named.append((node.args[0].value, node.lineno))
-        elif isinstance(node, (ast.List, ast.Tuple)):
-            target = _launch_target(node.elts, modules)
-            if target is not None:
-                if target in modules:
-                    edges.append(Edge(f"{PKG}.__main__", node.lineno, launch=True))
-                    edges.append(Edge(target, node.lineno, launch=True))
-                else:
-                    dangling.append((target, node.lineno))
-    for name, line in named:
-        if not _ours(name):
-            continue
-        if name in modules:
-            edges.append(Edge(name, line))
-        else:
-            dangling.append((name, line))
-    # ``__main__`` dispatches with ``import_module(f"reptopo.stages.{stage}")``: not constant, so not
-    # an edge; each DVC stage's closure starts from its own stage module instead (stage_roots).
-    return edges, dangling
-
-
-@lru_cache(maxsize=None)
-def graph(src: Path = SRC) -> tuple[dict[str, Path], dict[str, list[Edge]], dict[str, list]]:
-    modules = module_files(src)
-    edges, dangling = {}, {}
-    for name, path in modules.items():
-        edges[name], dangling[name] = parse_edges(name, path, modules)
-    return modules, edges, dangling
-
-
-def loaded_by(module: str, edges: dict[str, list[Edge]], launches: bool = True) -> list[tuple[str, str]]:
-    """(module, why) pairs that executing ``module`` executes next: each module it imports, and the
-    parent packages of it and of each of those (Python runs a package's __init__ first)."""
-    out = [(p, f"parent package of {module}") for p in parents(module)]
-    for e in edges.get(module, []):
-        if e.launch and not launches:
-            continue
-        how = "launches" if e.launch else "imports"
-        out += [(p, f"{module} line {e.line} {how} {e.target}") for p in parents(e.target)]
-        out.append((e.target, f"{module} line {e.line} {how} {e.target}"))
-    return out
-
-
-def closure(roots: list[str], edges: dict[str, list[Edge]], launches: bool = True,
-            why: dict[str, str] | None = None) -> dict[str, list[str]]:
-    """Every reptopo module that running ``roots`` executes -> the chain that reaches it."""
-    chain: dict[str, list[str]] = {r: [f"{r} ({why[r]})" if why and r in why else r] for r in roots}
-    todo = deque(roots)
-    while todo:
-        m = todo.popleft()
-        for nxt, why in loaded_by(m, edges, launches):
-            if nxt not in chain:
-                chain[nxt] = [*chain[m], f"{nxt} ({why})"]
-                todo.append(nxt)
-    return chain
+def graph(src: Path = SRC):
+    return imports.graph(src)
 
 
 def cycle_graph(modules: dict, edges: dict[str, list[Edge]]) -> dict[str, dict[str, int]]:
@@ -404,7 +279,8 @@ def test_similarity_reaches_only_the_topology_engine():
 
 
 def test_giotto_tda_is_imported_by_one_adapter_module():
-    # giotto-tda 0.6.2 pins scikit-learn 1.3.2 (so numpy < 2): one module may import it.
+    # giotto-tda 0.6.2 is installed without its dependencies (its metadata pins scikit-learn 1.3.2,
+    # so numpy < 2): one adapter module may import it.
     importers = sorted(str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
                        if re.search(r"^\s*(import gtda|from gtda)", p.read_text(), re.M))
     assert importers == ["reptopo/similarity/diagrams.py"]
@@ -426,7 +302,7 @@ def test_the_graph_sees_lazy_relative_and_submodule_imports_and_reports_cycles(t
     _write(tmp_path, "reptopo/pkg/b.py", "from reptopo import other\ng = 1\n")
     _write(tmp_path, "reptopo/pkg/c.py", "def h():\n    if True:\n        from ..other import x\n")
     _write(tmp_path, "reptopo/other.py", "import json\nx = 1\n")
-    modules, edges, dangling = graph.__wrapped__(tmp_path)
+    modules, edges, dangling = imports.graph.__wrapped__(tmp_path)
     assert {e.target for e in edges["reptopo.pkg.a"]} == {"reptopo.pkg.b", "reptopo.pkg.c"}
     assert {e.target for e in edges["reptopo.pkg.c"]} == {"reptopo.other"}
     assert {e.target for e in edges["reptopo.pkg.b"]} == {"reptopo.other"}
@@ -435,13 +311,13 @@ def test_the_graph_sees_lazy_relative_and_submodule_imports_and_reports_cycles(t
     assert find_cycle(cycle_graph(modules, edges)) is None
     # A lazy import back into its importer is a cycle.
     _write(tmp_path, "reptopo/other.py", "x = 1\ndef late():\n    from reptopo.pkg.b import g\n")
-    modules, edges, _ = graph.__wrapped__(tmp_path)
+    modules, edges, _ = imports.graph.__wrapped__(tmp_path)
     cycle = find_cycle(cycle_graph(modules, edges))
     assert cycle is not None and {"reptopo.other", "reptopo.pkg.b"} <= set(cycle)
     # And so is a submodule importing a name from its own package's __init__ that imports it.
     _write(tmp_path, "reptopo/other.py", "x = 1\n")
     _write(tmp_path, "reptopo/pkg/b.py", "from reptopo.pkg import f\n")
-    modules, edges, _ = graph.__wrapped__(tmp_path)
+    modules, edges, _ = imports.graph.__wrapped__(tmp_path)
     cycle = find_cycle(cycle_graph(modules, edges))
     assert cycle is not None and {"reptopo.pkg", "reptopo.pkg.a", "reptopo.pkg.b"} <= set(cycle)
 

@@ -1,5 +1,5 @@
-"""Hashes of the config subtrees that decide each stage's output, and the ``${fp:<stage>}``
-resolver that names output folders by them.
+"""Fingerprints of what decides each stage's output (its config subtrees, its code and library
+versions), and the ``${fp:<stage>}`` resolver that names output folders by them.
 
 ``train_name: ${model.name}-${data.name}-${fp:train}`` names a checkpoint folder by what decides
 it, so experiments that train the same model share one checkpoint and never overwrite each
@@ -12,6 +12,7 @@ import json
 
 from omegaconf import DictConfig, OmegaConf
 
+from reptopo.runtime.codehash import code_fingerprint
 from reptopo.runtime.errors import ReptopoError
 
 # Which config subtrees decide each stage's output (a stage reruns when one of them changes).
@@ -19,59 +20,52 @@ STAGE_INPUTS = {
     "train": ("seed", "model", "data", "train"),
     "activations": ("seed", "model", "data", "train", "probe", "sample", "attack"),
     "homology": ("seed", "model", "data", "train", "probe", "sample", "attack", "topology"),
+    # One pair of runs: the runs themselves enter as inputs (their fingerprints; stages/compare.py).
+    "compare": ("seed", "compare"),
+}
+# Whose code decides each stage's numbers: the stage's and that of every stage whose output it
+# reads (a retrained checkpoint is probed anew). compare reads finished runs, whose fingerprints
+# it hashes as inputs.
+CODE_OF = {
+    "train": ("train",),
+    "activations": ("train", "activations"),
+    "homology": ("train", "activations", "homology"),
+    "compare": ("compare",),
 }
 
-# Revision of the code that computes each stage's numbers. DVC reruns a stage when its code
-# changes, but the rerun reuses a finished output whose fingerprint matches, so a change that
-# moves a stage's numbers must bump its revision here. Revision 1 is left out of the hash, so
-# the fingerprints made before revisions existed stay valid.
-#   homology 2: distance matrices exact to 1e-10 at any dynamic range (H0 on near-duplicates).
-#   train 2: denormal floats flushed to zero while training.
-#   train 3: grouped convs on maps smaller than their kernel padded explicitly (nets.vision.SmallMapConv2d:
-#            MobileNetV2's last depthwise convs; same arithmetic, other kernels, so other last bits).
-CODE_REVISIONS = {"train": 3, "activations": 1, "homology": 2}
-
-
 # Keys inside those subtrees that do not decide the numbers: which engine computes the same tree;
-# how many minibatches Lightning hands over at once (the same updates, bitwise: tests/test_stages.py).
-NOT_DECIDING = ("topology.phdim.algorithm", "train.steps_per_call")
-# Keys added after fingerprints existed, with the value that reproduces the earlier numbers: left
-# out of the hash at that value, so earlier outputs keep their fingerprints.
-ADDED_KEYS = {"topology.phdim.sizes": None, "train.channels_last": False, "model.kwargs.init": "torch",
-              "train.precision": "32-true"}
+# how many minibatches Lightning hands over at once (the same updates, bitwise: tests/test_stages.py);
+# which pairs an experiment compares and how many at a time (a pair's inputs are its runs).
+NOT_DECIDING = ("topology.phdim.algorithm", "train.steps_per_call", "compare.pairs", "compare.run_a",
+                "compare.run_b", "compare.n_jobs")
 
 
-def _drop(parts: dict, dotted: str, only_if=...) -> None:
-    """Remove the dotted key from the nested dict ``parts`` (only when it equals ``only_if``,
-    if given)."""
+def _drop(parts: dict, dotted: str) -> None:
+    """Remove the dotted key from the nested dict ``parts`` (if there)."""
     *path, last = dotted.split(".")
     node = parts
     for key in path:
         node = node.get(key) if isinstance(node, dict) else None
         if node is None:
             return
-    if isinstance(node, dict) and last in node and (only_if is ... or node[last] == only_if):
-        del node[last]
+    if isinstance(node, dict):
+        node.pop(last, None)
 
 
-def subtree_hash(cfg: DictConfig, stage: str) -> str:
-    """SHA-256 (hex) of the resolved config subtrees that decide ``stage`` (``STAGE_INPUTS``, less
-    ``NOT_DECIDING`` and the ``ADDED_KEYS`` at their neutral value), and of the stage's code
-    revision and its upstream stages' (``CODE_REVISIONS``) from revision 2 on."""
+def subtree_hash(cfg: DictConfig, stage: str, inputs: dict | None = None) -> str:
+    """SHA-256 (hex) of what decides ``stage``'s output: the resolved config subtrees of
+    ``STAGE_INPUTS`` less ``NOT_DECIDING``, the code fingerprint of the stages in ``CODE_OF``
+    (their source and library versions, :func:`reptopo.runtime.codehash.code_fingerprint`), and
+    ``inputs`` (JSON-able: what else the stage reads, e.g. the runs a pair compares)."""
     if stage not in STAGE_INPUTS:
         raise ReptopoError(f"${{fp:{stage}}}: unknown stage; expected one of {sorted(STAGE_INPUTS)}")
     parts = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
              for k in STAGE_INPUTS[stage]}
     for key in NOT_DECIDING:
         _drop(parts, key)
-    for key, neutral in ADDED_KEYS.items():
-        _drop(parts, key, neutral)
-    # A stage's numbers also move when an upstream stage's code does (a retrained checkpoint is
-    # probed anew), so the revisions of the stage and of every stage before it count.
-    upstream = list(STAGE_INPUTS)[: list(STAGE_INPUTS).index(stage) + 1]
-    revisions = {s: CODE_REVISIONS[s] for s in upstream if CODE_REVISIONS[s] > 1}
-    if revisions:
-        parts["_code_revisions"] = revisions
+    parts["_code"] = code_fingerprint(CODE_OF[stage]).digest
+    if inputs is not None:
+        parts["_inputs"] = inputs
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -76,7 +76,7 @@ def run(cfg: DictConfig, tracker=None) -> dict:
     cfg = validate_config(cfg)
     import torch
 
-    limit_threads()
+    n_threads = limit_threads()
     torch.manual_seed(cfg.seed)
     train_dir = abspath(cfg.paths.train_dir)
     model, info = load_trained_model(cfg, train_dir)
@@ -101,7 +101,7 @@ def run(cfg: DictConfig, tracker=None) -> dict:
                 "n_samples": len(rows), "seed": int(cfg.seed), "sample": config_to_dict(cfg.sample),
                 "probe": config_to_dict(cfg.probe), "layers": layers, "attack": attack}
         write_json(tmp / "meta.json", meta)
-        write_stamp(tmp, cfg, "activations", seconds=time.time() - t0)
+        write_stamp(tmp, cfg, "activations", seconds=time.time() - t0, threads=n_threads)
         log_results(tracker, tmp)
     if attack is not None:
         write_json_atomic(abspath(cfg.paths.metrics_dir) / "attack.json", attack)

@@ -7,9 +7,11 @@ Two modes:
   set in the experiment file: name -> [label A, label B], run labels as the experiment's aggregate
   named them in ``paths.reports_dir``/tables/summary.csv); writes ``paths.reports_dir``/compare/:
   one folder per pair, ``pairs.csv`` (one row per pair: its runs and summary scalars) and
-  ``findings.json`` (the experiment's comparison findings, :func:`reptopo.paper.analyses.compare_findings`).
+  ``findings.json`` (the experiment's comparison findings, :func:`reptopo.paper.analyses.compare_findings`)
+  and ``provenance.json`` (what the pairs were computed with).
   Each pair is computed once into the pool, ``paths.data_dir``/compare/<run_a>--<run_b>-<key>, and
-  copied from there: a rerun whose settings and runs are unchanged (:func:`pair_key`) recomputes nothing.
+  copied from there: a rerun whose settings, code and runs are unchanged (its ``_stage.json``
+  fingerprint) recomputes nothing.
 
 A pair's folder holds ``<measure>.csv`` (layer x layer matrix, rows: A's layers, columns: B's)
 for cka, cka_debiased, overlap and diagram_h<k>; ``diagonal.csv`` (per layer of A, B's layer at
@@ -19,8 +21,6 @@ is one MLflow run, ``<run_a>--<run_b>/compare`` (or ``<pair>/compare``): scalars
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import shutil
 import time
@@ -34,12 +34,12 @@ from omegaconf import DictConfig, OmegaConf
 from reptopo.analysis import figures
 from reptopo.analysis.compare import Comparison, compare_runs
 from reptopo.paper.analyses import compare_findings_with_seeds
-from reptopo.runtime.cli import run_stage
+from reptopo.runtime.cli import enable_crash_traces, run_stage
 from reptopo.runtime.config import abspath, config_dir
 from reptopo.runtime.errors import ReptopoError
 from reptopo.runtime.io import atomic_dir, load_layer, read_json, read_table, require_dir, write_json
 from reptopo.runtime.schema import validate_config
-from reptopo.runtime.stamps import STAMP, read_stamp
+from reptopo.runtime.stamps import STAMP, fingerprint, read_stamp, summarise_provenance, write_stamp
 from reptopo.runtime.threads import limit_threads, threads_per_job
 from reptopo.runtime.tracking import start_run
 
@@ -59,14 +59,17 @@ def run(cfg: DictConfig):
 
 
 def run_pair(cfg: DictConfig) -> pd.DataFrame:
+    t0 = time.time()
     c = cfg.compare
     data_dir = abspath(cfg.paths.data_dir)
     a, b = (load_run(data_dir, key, getattr(c, key)) for key in ("run_a", "run_b"))
     result = compare_pair(cfg, data_dir, a, b)
     pair = f"{c.run_a}--{c.run_b}"
+    inputs = pair_inputs(data_dir, c.run_a, c.run_b, c.run_a, c.run_b, pair)
     with start_run(cfg, "compare", {"run_a": c.run_a, "run_b": c.run_b}, name=pair) as tracker, \
             atomic_dir(abspath(cfg.paths.compare_dir)) as tmp:
         write_pair(tmp, result, c.run_a, c.run_b, pair, c.diagram_metric, tracker)
+        write_stamp(tmp, cfg, "compare", seconds=time.time() - t0, inputs=inputs, threads=threads_per_job())
     return result.diagonal
 
 
@@ -97,14 +100,10 @@ def run_experiment(cfg: DictConfig) -> pd.DataFrame:
             shutil.copytree(row["pooled"], tmp / row["folder"], ignore=shutil.ignore_patterns(STAMP))
         table.to_csv(tmp / "pairs.csv", index=False)
         write_json(tmp / "findings.json", [f.as_dict() for f in findings])
+        write_json(tmp / "provenance.json", summarise_provenance(read_stamp(row["pooled"]) for row in rows))
     for f in findings:
         log.info("finding %s (%s): %s", f.id, f.verdict, f.measured)
     return table
-
-
-# Revision of the code that computes a pair's numbers: bump it when they move, so pooled pairs
-# made by older code are recomputed.
-COMPARE_REVISION = 1
 
 
 def compute_pairs_in_parallel(cfg: DictConfig, data_dir: Path, tasks: list[tuple]) -> None:
@@ -130,6 +129,7 @@ def compute_pairs_in_parallel(cfg: DictConfig, data_dir: Path, tasks: list[tuple
 def _worker_threads(n: int) -> None:
     import os
 
+    enable_crash_traces()
     os.environ["OMP_NUM_THREADS"] = str(n)  # runtime.threads.threads_per_job reads it
 
 
@@ -137,32 +137,31 @@ def _pooled_pair_job(container: dict, data_dir: str, task: tuple) -> None:
     pooled_pair(OmegaConf.create(container), Path(data_dir), *task)
 
 
+def pair_inputs(data_dir: Path, run_a: str, run_b: str, label_a: str, label_b: str, folder: str) -> dict:
+    """What a pair reads besides the config, for its fingerprint: both runs' activations and
+    homology fingerprints, and the labels and folder name in its figures."""
+    return {"labels": [label_a, label_b, folder],
+            "runs": [[name, read_stamp(data_dir / "activations" / name).get("fingerprint"),
+                      read_stamp(data_dir / "homology" / name).get("fingerprint")] for name in (run_a, run_b)]}
+
+
 def _pool_entry(cfg: DictConfig, data_dir: Path, run_a: str, run_b: str, label_a: str, label_b: str,
-                folder: str) -> tuple[str, Path, bool]:
-    """(key, folder in the pool, whether it is finished) of one pair (:func:`pair_key`)."""
-    key = pair_key(cfg, data_dir, run_a, run_b, label_a, label_b, folder)
+                folder: str) -> tuple[dict, Path, bool]:
+    """(inputs, folder in the pool, whether it is finished) of one pair. The pair's fingerprint is
+    the compare stage's (:func:`reptopo.runtime.stamps.fingerprint`: the compare settings less the
+    pair lists, the seed, the stage's code and libraries) with its :func:`pair_inputs`."""
+    inputs = pair_inputs(data_dir, run_a, run_b, label_a, label_b, folder)
+    key = fingerprint(cfg, "compare", inputs)
     out = data_dir / "compare" / f"{run_a}--{run_b}-{key[:12]}"
-    return key, out, read_stamp(out).get("fingerprint") == key
-
-
-def pair_key(cfg: DictConfig, data_dir: Path, run_a: str, run_b: str, label_a: str, label_b: str, folder: str) -> str:
-    """SHA-256 of what decides a pooled pair: the compare settings (less the pair lists), the seed,
-    both runs' activations and homology fingerprints, the labels and folder name in its figures."""
-    settings = OmegaConf.to_container(cfg.compare, resolve=True)
-    for key in ("pairs", "run_a", "run_b", "n_jobs"):  # n_jobs: how, not what
-        settings.pop(key, None)
-    parts = {"compare": settings, "seed": int(cfg.seed), "revision": COMPARE_REVISION,
-             "labels": [label_a, label_b, folder],
-             "runs": [[name, read_stamp(data_dir / "activations" / name).get("fingerprint"),
-                       read_stamp(data_dir / "homology" / name).get("fingerprint")] for name in (run_a, run_b)]}
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    return inputs, out, read_stamp(out).get("fingerprint") == key
 
 
 def pooled_pair(cfg: DictConfig, data_dir: Path, run_a: str, run_b: str, label_a: str, label_b: str, pair: str,
                 folder: str, seed: int) -> Path:
     """The finished folder of one pair of runs in the pool (``paths.data_dir``/compare/<a>--<b>-<key>):
-    reused when its stamp holds the same :func:`pair_key`, else computed, written and logged."""
-    key, out, finished = _pool_entry(cfg, data_dir, run_a, run_b, label_a, label_b, folder)
+    reused when its stamp holds the same fingerprint (:func:`_pool_entry`), else computed, written
+    and logged."""
+    inputs, out, finished = _pool_entry(cfg, data_dir, run_a, run_b, label_a, label_b, folder)
     if finished:
         log.info("compare %s (seed %s): reusing %s", pair, seed, out)
         return out
@@ -173,7 +172,7 @@ def pooled_pair(cfg: DictConfig, data_dir: Path, run_a: str, run_b: str, label_a
     with start_run(cfg, "compare", {"run_a": run_a, "run_b": run_b, "pair": pair, "seed": str(seed)},
                    name=f"{folder}/compare") as tracker, atomic_dir(out) as tmp:
         write_pair(tmp, result, label_a, label_b, folder, cfg.compare.diagram_metric, tracker)
-        write_json(tmp / STAMP, {"stage": "compare", "fingerprint": key, "seconds": round(time.time() - t0, 2)})
+        write_stamp(tmp, cfg, "compare", seconds=time.time() - t0, inputs=inputs, threads=threads_per_job())
     return out
 
 

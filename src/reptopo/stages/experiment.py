@@ -6,7 +6,9 @@ launcher in use, local joblib or SLURM, fans the jobs out), then the aggregate s
 the runs those sweeps made. Every job is idempotent, so a rerun after a change recomputes only
 what the change touched. Writes, besides the aggregate's outputs, ``paths.reports_dir``/timing.json:
 wall seconds of the experiment and of each stage (summed over the runs; a checkpoint shared with
-another experiment counts where it is used).
+another experiment counts where it is used), and provenance.json: the CPUs, thread counts, Python,
+library versions and code hashes its runs were made with (their stamps,
+:func:`reptopo.runtime.stamps.summarise_provenance`).
 
 The command-line overrides of this app are passed on to every sweep (e.g. sizes for a smoke run,
 or ``hydra/launcher=slurm``).
@@ -29,7 +31,7 @@ from reptopo.runtime.config import abspath, config_dir, hydra_config
 from reptopo.runtime.errors import ReptopoError
 from reptopo.runtime.io import write_json_atomic
 from reptopo.runtime.schema import validate_config
-from reptopo.runtime.stamps import read_stamp
+from reptopo.runtime.stamps import read_stamp, summarise_provenance
 from reptopo.stages import aggregate
 
 log = logging.getLogger("reptopo.experiment")
@@ -77,8 +79,12 @@ def run(cfg: DictConfig, passthrough: list[str] | None = None) -> dict:
     OmegaConf.update(agg_cfg, "aggregate.seeds", {r["run"]: int(r["seed"]) for r in records if "seed" in r},
                      merge=False)
     aggregate.run(agg_cfg)
-    timing = timing_record(cfg, records, abspath(cfg.paths.data_dir), t0, t_runs, time.time())
-    write_json_atomic(abspath(cfg.paths.reports_dir) / "timing.json", timing)
+    data_dir, reports = abspath(cfg.paths.data_dir), abspath(cfg.paths.reports_dir)
+    timing = timing_record(cfg, records, data_dir, t0, t_runs, time.time())
+    write_json_atomic(reports / "timing.json", timing)
+    write_json_atomic(reports / "provenance.json",
+                      summarise_provenance(read_stamp(data_dir / stage / d) for stage, dirs in run_folders(records).items()
+                                           for d in sorted(dirs)))
     log.info("experiment %s: %d runs in %.0f s", cfg.experiment_name, len(records), timing["wall_seconds"])
     return timing
 
@@ -99,10 +105,15 @@ def read_runs(runs_file: Path, experiment: str, sweeps: list[str] | None = None)
     return records
 
 
+def run_folders(records: list[dict]) -> dict[str, set[str]]:
+    """{stage: the output folders of the experiment's runs} (checkpoints may be shared by runs)."""
+    runs = {r["run"] for r in records}
+    return {"train": {r["train"] for r in records}, "activations": runs, "homology": runs}
+
+
 def timing_record(cfg: DictConfig, records: list[dict], data_dir: Path, t0: float, t_runs: float, t_end: float) -> dict:
     """timing.json: wall seconds of the experiment, and of each stage summed over its runs' stamps."""
-    runs = {r["run"] for r in records}
-    folders = {"train": {r["train"] for r in records}, "activations": runs, "homology": runs}
+    folders = run_folders(records)
     stage_seconds = {stage: sum(float(read_stamp(data_dir / stage / d).get("seconds") or 0.0) for d in dirs)
                      for stage, dirs in folders.items()}
     return {

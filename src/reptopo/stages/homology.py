@@ -66,7 +66,7 @@ def run(cfg: DictConfig, tracker=None) -> "object":
                                                     for k, d in enumerate(r.diagrams)})
         save_figures(tmp / "figures", cfg, np.asarray(grid_info["values"]), curves, results, tables["summary.csv"],
                      [l["name"] for l in layers])
-        write_stamp(tmp, cfg, "homology", seconds=time.time() - t0)
+        write_stamp(tmp, cfg, "homology", seconds=time.time() - t0, threads=n_threads)
         log_results(tracker, tmp)
     write_json_atomic(abspath(cfg.paths.metrics_dir) / "homology.json", layer_metrics(tables["summary.csv"]))
     log.info("homology: %d layers -> %s", len(layers), out_dir)

@@ -57,7 +57,7 @@ def run(cfg: DictConfig, tracker=None) -> dict:
     import pytorch_lightning as pl
     import torch
 
-    limit_threads()
+    n_threads = limit_threads()
     # Denormal floats (tiny gradients late in an annealed schedule) run 10-100x slower on x86;
     # flushing them to zero costs nothing measurable in accuracy and keeps epochs at one speed.
     torch.set_flush_denormal(True)
@@ -84,7 +84,7 @@ def run(cfg: DictConfig, tracker=None) -> dict:
         save_checkpoint(tmp, cfg, model, ds, tokenizer)
         write_json(tmp / "metrics.json", metrics)
         write_json(tmp / "history.json", history)
-        write_stamp(tmp, cfg, "train", seconds=time.time() - t0)
+        write_stamp(tmp, cfg, "train", seconds=time.time() - t0, threads=n_threads)
         log_results(tracker, tmp)
     write_json_atomic(abspath(cfg.paths.metrics_dir) / "train.json", metrics)
     log.info("train: %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
