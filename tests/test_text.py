@@ -212,6 +212,66 @@ def test_length_grouped_batches_cover_every_row_in_sorted_chunks():
     assert all(lo >= nxt_hi for (_, lo), (nxt_hi, _) in zip(widths, widths[1:]))
 
 
+# Hugging Face's BPE course corpus: merges by hand (##u + ##g = 20, ##u + ##n = 16, h + ##ug = 15,
+# p + ##un = 12, then a tie at 5 between hug + ##s and p + ##ug, which goes to the pair that sorts
+# first, then b + ##un = 4).
+COURSE = {"hug": 10, "pug": 5, "pun": 12, "bun": 4, "hugs": 5}
+COURSE_MERGES = ["##ug", "##un", "hug", "pun", "hugs", "pug", "bun"]
+
+
+def test_wordpiece_vocabulary_by_hand_and_against_the_tokenizers_trainer():
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    from reptopo.nets.wordpiece import wordpiece_vocab
+
+    vocab = wordpiece_vocab(COURSE, 100, min_frequency=2, special_tokens=["[PAD]", "[UNK]"])
+    assert vocab == ["[PAD]", "[UNK]", *"bghnpsu", "##g", "##n", "##s", "##u", *COURSE_MERGES]
+    assert wordpiece_vocab(COURSE, 17, special_tokens=["[PAD]", "[UNK]"])[-4:] == COURSE_MERGES[:4]  # 13 + 4 merges
+    assert wordpiece_vocab(COURSE, 100, min_frequency=6)[-4:] == COURSE_MERGES[:4]  # pairs seen < 6 times stop it
+    # The tokenizers trainer runs the same algorithm (ties broken in its own order): the same vocabulary.
+    hf = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    hf.pre_tokenizer = pre_tokenizers.Whitespace()
+    corpus = [w for w, n in COURSE.items() for _ in range(n)]
+    hf.train_from_iterator(corpus, trainer=trainers.WordPieceTrainer(vocab_size=100, min_frequency=2,
+                                                                     special_tokens=["[PAD]", "[UNK]"]))
+    assert set(hf.get_vocab()) == set(vocab)
+
+
+WORDPIECE_IN_A_PROCESS = """
+import hashlib, json, sys
+from reptopo.datasets import load_dataset
+from omegaconf import OmegaConf
+from reptopo.nets.text import train_wordpiece
+ds = load_dataset(OmegaConf.create(json.loads(sys.argv[1])), 0)
+tok = train_wordpiece(ds.train.texts[:1500], vocab_size=1500, max_length=32)
+vocab = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
+ids = tok(ds.train.texts[:200])["input_ids"]
+print(json.dumps({"vocab": hashlib.sha256(json.dumps(vocab).encode()).hexdigest(), "size": len(vocab),
+                  "ids": hashlib.sha256(json.dumps(ids).encode()).hexdigest(),
+                  "unk": sum(row.count(tok.unk_token_id) for row in ids)}))
+"""
+
+
+@needs_rt
+def test_wordpiece_vocabulary_is_the_same_in_separate_processes(tmp_path):
+    """Two processes with different string-hash seeds train the same vocabulary on Rotten Tomatoes
+    and encode the same ids (the tokenizers trainer numbers pieces in hash-map order)."""
+    import os
+    import subprocess
+    import sys
+
+    from omegaconf import OmegaConf
+
+    data = json.dumps(OmegaConf.to_container(validate_config(compose_cfg(tmp_path, ["data=rotten_tomatoes"])).data))
+    out = []
+    for hash_seed in ("1", "2"):
+        res = subprocess.run([sys.executable, "-c", WORDPIECE_IN_A_PROCESS, data], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONHASHSEED": hash_seed}, timeout=300)
+        assert res.returncode == 0, res.stderr[-3000:]
+        out.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    assert out[0] == out[1] and out[0]["size"] == 1500 and out[0]["unk"] == 0
+
+
 def test_trimmed_text_batches_give_the_padded_logits(tmp_path):
     """Batches cut to their longest row (train.group_by_length) drop padding only: the logits of
     a tiny BERT match the padded batch's to float precision, and evaluation by length gives the

