@@ -9,12 +9,14 @@ Stages (src/reptopo/stages/<stage>.py):
   reproduction  reports/<scale>/REPRODUCTION.md from the finished paper experiments
   pipeline      train -> activations -> homology for one run (the unit of sweeps: -m)
   experiment    a paper experiment: its Hydra multiruns, then its aggregate
+  verify        rerun the paper and compare its findings with the committed reports
 Everything after the stage name goes to Hydra, e.g.
   python -m reptopo train model=vgg_small data=digits train.max_epochs=3
   python -m reptopo pipeline -m model=resnet_small,vgg_small data=fashion_mnist
 """
 from __future__ import annotations
 
+import faulthandler
 import importlib
 import sys
 
@@ -24,6 +26,9 @@ USAGE = f"usage: python -m reptopo {{{','.join(STAGES)}}} [hydra overrides ...]"
 
 
 def main(argv: list[str] | None = None) -> None:
+    # A native crash while the stage imports or composes its config names its Python frame too
+    # (runtime.cli.run_stage enables the same for the stage itself and for multirun workers).
+    faulthandler.enable(all_threads=True)
     argv = list(sys.argv if argv is None else argv)
     if len(argv) < 2 or argv[1] in ("-h", "--help"):
         print(USAGE + "\n\n" + (__doc__ or "").strip())

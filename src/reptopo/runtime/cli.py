@@ -1,6 +1,7 @@
 """The stage entry point: one ``error:`` line and exit 2 for a problem the user can fix."""
 from __future__ import annotations
 
+import faulthandler
 import sys
 from typing import Any, Callable
 
@@ -18,12 +19,22 @@ register_config_store()
 register_resolvers()
 
 
+def enable_crash_traces() -> None:
+    """Print every thread's Python stack to stderr on a native crash (segfault, abort, bus error,
+    illegal instruction): a crash in compiled code (numba, giotto-ph, torch) then names the
+    Python frame that called it in the stage's log. Idempotent; also for worker processes."""
+    if not faulthandler.is_enabled():
+        faulthandler.enable(file=sys.stderr, all_threads=True)
+
+
 def run_stage(run: Callable[[DictConfig], Any], cfg: DictConfig, stage: str) -> Any:
     """Call ``run(cfg)``; a :class:`ReptopoError` becomes one ``error:`` line and exit code 2.
 
     Inside a multirun the error is printed and re-raised instead, so Hydra records this job as
-    failed and the other jobs of the sweep still run (an exit would kill the worker).
+    failed and the other jobs of the sweep still run (an exit would kill the worker). A native
+    crash prints the Python stack (:func:`enable_crash_traces`).
     """
+    enable_crash_traces()
     try:
         return run(cfg)
     except ReptopoError as exc:
