@@ -100,6 +100,15 @@ def test_reproduction_report_is_built_from_the_findings(paper_root):
     # Every linked figure exists.
     for link in [l.split("](")[1].rstrip(")") for l in md.splitlines() if l.startswith("![")]:
         assert (paper_root / "reports" / "quick" / link).is_file(), link
+    # What the runs were made with, from their stamps: CPU, threads, libraries, code.
+    from importlib import metadata
+
+    made = md.split("## Made with")[1].split("## Experiments")[0]
+    prov = json.loads((paper_root / "reports" / "quick" / "provenance.json").read_text())
+    assert prov["machines"] and all(m["cpu"] and m["threads"] >= 1 for m in prov["machines"])
+    assert {"train", "activations", "homology", "compare"} <= {s for m in prov["machines"] for s in m["outputs"]}
+    assert prov["libraries"]["torch"] == [metadata.version("torch")] and "giotto-ph" in prov["libraries"]
+    assert f"- CPU {prov['machines'][0]['cpu']} (" in made and f"torch {metadata.version('torch')}" in made
 
 
 def test_compared_pairs_and_k1_reach_the_report(paper_root):
@@ -211,3 +220,20 @@ def test_experiment_without_sweeps_is_one_clear_error(tmp_path):
     res = run_cli("experiment", "experiment=tiny", f"paths.root={tmp_path}", "tracking=none", cwd=tmp_path)
     assert res.returncode == 2
     assert res.stderr.strip().splitlines()[-1].startswith("reptopo experiment: error: experiment 'tiny' defines no sweeps")
+
+
+def test_verify_reruns_an_experiment_on_its_pool_and_finds_the_same_numbers(paper_root, tmp_path):
+    """make verify's rerun path (experiment, compare and reproduction stages launched in turn) on a
+    warm pool: every run and pair is reused, so every verdict and number comes out the same."""
+    import shutil
+
+    reference = tmp_path / "reference"
+    shutil.copytree(paper_root / "reports" / "quick", reference)
+    res = run_cli("verify", "scale=quick", f"verify.reference={reference}", "verify.experiments=[e1]",
+                  f"paths.root={paper_root}", "tracking=none", *TINY, "train.max_epochs=1", *SEEDS, cwd=paper_root)
+    assert res.returncode == 0, res.stderr[-5000:]
+    out = res.stdout + res.stderr
+    assert "reptopo compare experiment=e1_quick" in out and "reptopo reproduction scale=quick" in out  # what ran
+    table = pd.read_csv(paper_root / "reports" / "quick" / "verify.csv", dtype={"id": str})
+    assert table["id"].tolist() == ["1", "2", "A1", "K1"] and not table["verdict_changed"].any()
+    assert (table["n_values"] > 0).all() and (table["max_rel_change"] == 0).all()

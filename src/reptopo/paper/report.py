@@ -82,8 +82,10 @@ def _section(exp: ExperimentResults) -> list[str]:
     return lines + [""]
 
 
-def reproduction_report(scale: str, experiments: list[ExperimentResults]) -> tuple[str, pd.DataFrame]:
-    """(REPRODUCTION.md text, findings table with columns ``FINDING_COLUMNS``)."""
+def reproduction_report(scale: str, experiments: list[ExperimentResults],
+                        made_with: list[str] | None = None) -> tuple[str, pd.DataFrame]:
+    """(REPRODUCTION.md text, findings table with columns ``FINDING_COLUMNS``); ``made_with``:
+    lines saying what the runs were made with (CPU, threads, libraries), listed in the report."""
     rows = [{**{k: f[k] for k in FINDING_COLUMNS}, "experiment": exp.name,
              "seeds": seed_summary(f["verdict"], [v["verdict"] for v in f.get("seeds", {}).values()]),
              "seed_verdicts": "; ".join(f"{s}: {v['verdict']}" for s, v in f.get("seeds", {}).items())}
@@ -137,6 +139,12 @@ def reproduction_report(scale: str, experiments: list[ExperimentResults]) -> tup
         "Stage times are summed over each experiment's runs as measured when each output was made; a checkpoint "
         "or run shared by two experiments is listed under both, and its second use costs no time (see the "
         "experiment wall column).", "",
+        "## Made with", "",
+        "The same config and seed give the same numbers bit for bit on the same CPU kind, threads per job and "
+        "library versions; on another CPU the training kernels differ in the last bits and the numbers move by a "
+        "few per cent (`make verify` reruns the paper and says which verdicts still hold).", "",
+        *[f"- {line}" for line in (made_with or ["(not recorded)"])],
+        "",
         "## Experiments", "",
         *[line for exp in experiments for line in _section(exp)],
     ]

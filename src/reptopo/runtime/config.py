@@ -59,3 +59,16 @@ def paper_experiments(conf: str | os.PathLike | None = None) -> dict[str, str]:
     folder = Path(conf or config_dir()) / "experiment"
     names = sorted(p.name[: -len("_quick.yaml")] for p in folder.glob("*_quick.yaml") if p.name != "scale_quick.yaml")
     return {name: str(OmegaConf.load(folder / f"{name}_quick.yaml").get("title") or name) for name in names}
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The stages' config composed from :func:`config_dir` with ``overrides`` (Hydra's compose API;
+    inside a running app as well as outside one). The schema node must be registered
+    (:func:`reptopo.runtime.schema.register_config_store`, as every stage app does on import)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return compose("config", overrides=overrides)
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose("config", overrides=overrides)

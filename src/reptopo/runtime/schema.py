@@ -248,6 +248,14 @@ class CompareSchema:
 
 
 @dataclass
+class VerifySchema:
+    """A rerun of the paper compared with the committed reports (the verify stage)."""
+    reference: str = MISSING  # the reports/<scale> folder to check against
+    rerun: bool = MISSING  # false: compare what paths.root already holds, run nothing
+    experiments: Optional[List[str]] = MISSING  # the paper experiments to rerun and compare; null: all
+
+
+@dataclass
 class ConfigSchema:
     experiment_name: str = MISSING
     title: Optional[str] = MISSING
@@ -271,6 +279,7 @@ class ConfigSchema:
     tracking: TrackingSchema = field(default_factory=TrackingSchema)
     aggregate: AggregateSchema = field(default_factory=AggregateSchema)
     compare: CompareSchema = field(default_factory=CompareSchema)
+    verify: VerifySchema = field(default_factory=VerifySchema)
 
 
 # conf/config.yaml lists this config node first: every schema key, untyped, with its default.

@@ -4,4 +4,5 @@ Each stage is thin: validate the config, read inputs, call the pure builders of 
 folders, write outputs atomically, log to MLflow.
 """
 # Stage name -> module, in pipeline order (reptopo.__main__ dispatches on it).
-STAGES = ("train", "activations", "homology", "aggregate", "compare", "reproduction", "pipeline", "experiment")
+STAGES = ("train", "activations", "homology", "aggregate", "compare", "reproduction", "pipeline", "experiment",
+          "verify")

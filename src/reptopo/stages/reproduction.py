@@ -4,8 +4,9 @@
 conf/experiment/, :func:`reptopo.runtime.config.paper_experiments`),
 ``reports/<scale>/<name>/tables/findings.json``, ``tables/train_metrics.csv``, ``timing.json``
 and the figure names (and, where the compare stage ran, ``compare/findings.json``, ``pairs.csv``
-and each pair's figures), and writes ``reports/<scale>/REPRODUCTION.md`` and
-``reports/<scale>/findings.csv`` atomically (:func:`reptopo.paper.report.reproduction_report`).
+and each pair's figures, and the ``provenance.json`` files), and writes ``reports/<scale>/REPRODUCTION.md``,
+``reports/<scale>/findings.csv`` and ``reports/<scale>/provenance.json`` (what every run was made
+with) atomically (:func:`reptopo.paper.report.reproduction_report`).
 """
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from reptopo.paper.report import ExperimentResults, reproduction_report
 from reptopo.runtime.cli import run_stage
 from reptopo.runtime.config import abspath, config_dir, paper_experiments
 from reptopo.runtime.errors import ReptopoError
-from reptopo.runtime.io import read_json, read_table, write_csv_atomic, write_text_atomic
+from reptopo.runtime.io import read_json, read_table, write_csv_atomic, write_json_atomic, write_text_atomic
 from reptopo.runtime.schema import validate_config
+from reptopo.runtime.stamps import describe_provenance, summarise_provenance
 
 log = logging.getLogger("reptopo.reproduction")
 
@@ -31,10 +33,13 @@ def run(cfg: DictConfig):
     if not cfg.scale:
         raise ReptopoError("the reproduction stage needs scale=quick or scale=paper (which reports/<scale>/ to read)")
     root = abspath(cfg.paths.root) / "reports" / str(cfg.scale)
-    experiments = [load_results(root / name, name, title) for name, title in paper_experiments(config_dir()).items()]
-    text, table = reproduction_report(str(cfg.scale), experiments)
+    names = paper_experiments(config_dir())
+    experiments = [load_results(root / name, name, title) for name, title in names.items()]
+    made_with = load_provenance(root, list(names))
+    text, table = reproduction_report(str(cfg.scale), experiments, describe_provenance(made_with))
     write_text_atomic(root / "REPRODUCTION.md", text)
     write_csv_atomic(root / "findings.csv", table)
+    write_json_atomic(root / "provenance.json", made_with)
     log.info("reproduction report: %d findings (%s) -> %s", len(table), table["verdict"].value_counts().to_dict(),
              root / "REPRODUCTION.md")
     return table
@@ -61,6 +66,14 @@ def load_results(exp_dir: Path, name: str, title: str) -> ExperimentResults:
         train=read_table(train, "train metrics") if train.is_file() and train.stat().st_size > 1 else None,
         figures=sorted(p.name for p in (exp_dir / "figures").glob("*.png")),
     )
+
+
+def load_provenance(root: Path, names: list[str]) -> dict:
+    """What every experiment's runs and compared pairs were made with, merged
+    (:func:`reptopo.runtime.stamps.summarise_provenance`; experiments made before provenance was
+    recorded add nothing)."""
+    files = [root / name / rel for name in names for rel in ("provenance.json", "compare/provenance.json")]
+    return summarise_provenance([], [read_json(f, "provenance record") for f in files if f.is_file()])
 
 
 def _first_seed_folders(pairs) -> list[str]:
