@@ -69,6 +69,9 @@ def test_generalization_correlation_and_bootstrap():
     # Same seed, same interval.
     assert fnd.bootstrap_ci(acc, zoo.L0_class.to_numpy(), lambda a, b: float(np.corrcoef(a, b)[0, 1]), 300, seed=3) == \
         fnd.bootstrap_ci(acc, zoo.L0_class.to_numpy(), lambda a, b: float(np.corrcoef(a, b)[0, 1]), 300, seed=3)
+    # The zoo in another order (its rows follow run names, which follow the code): the same numbers.
+    shuffled = zoo.iloc[rng.permutation(12)].assign(run=[f"x{i}" for i in range(12)])
+    assert fnd.check_generalization(shuffled, n_boot=500).values == f.values
 
 
 def test_adversarial_and_datasets():

@@ -214,8 +214,14 @@ def bootstrap_ci(x: np.ndarray, y: np.ndarray, stat, n_boot: int = 2000, seed: i
 
 
 def correlations(x: np.ndarray, y: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
-    """Pearson and Spearman correlation of x and y with 95 % bootstrap intervals and p-values."""
+    """Pearson and Spearman correlation of x and y with 95 % bootstrap intervals and p-values.
+
+    The pairs are put in (x, y) order first, so the intervals depend on the pairs alone, not on
+    the order they come in (which follows run names, and so the code that made the runs)."""
     from scipy import stats
+
+    order = np.lexsort((y, x))
+    x, y = np.asarray(x)[order], np.asarray(y)[order]
 
     pear = lambda a, b: float(stats.pearsonr(a, b)[0])  # noqa: E731
     spear = lambda a, b: float(stats.spearmanr(a, b)[0])  # noqa: E731
@@ -240,7 +246,8 @@ def zoo_table(summary: pd.DataFrame, per_class: pd.DataFrame, train: pd.DataFram
             row[f"L{k}_class"] = float(cls.iloc[0]) if len(cls) else float("nan")
             row[f"L{k}_mean"] = float(sel["L"].mean())
         rows.append(row)
-    return pd.DataFrame(rows).merge(train[["run", "train_acc", "test_acc"]], on="run", how="left")
+    zoo = pd.DataFrame(rows).merge(train[["run", "train_acc", "test_acc"]], on="run", how="left")
+    return zoo.sort_values(["label", "run"], kind="stable", ignore_index=True)
 
 
 def check_generalization(zoo: pd.DataFrame, experiment: str = "e4", n_boot: int = 2000, seed: int = 0,
