@@ -28,6 +28,22 @@ def test_numbers_are_matched_by_configuration_not_by_run_fingerprint():
                               "seed 0/vgg_small-fashion_mnist/per_layer/1": 2.0}
 
 
+def test_runs_that_differ_only_by_fingerprint_are_told_apart_by_their_configuration():
+    # E7's CLS and mean-pooling runs share a checkpoint: the same model and data, other probes.
+    def seeded(a, b):
+        return finding("1T", "partly", {}, {"0": ("partly", {a: {"L0": 1.0}, b: {"L0": 5.0}})})
+
+    ref = seeded("bert-rt-0646c768", "bert-rt-6d44996c")
+    new = seeded("bert-rt-aaaaaaaa", "bert-rt-bbbbbbbb")
+    keys_ref = {"bert-rt-0646c768": "bert cls (bert, rt)", "bert-rt-6d44996c": "bert mean (bert, rt)"}
+    keys_new = {"bert-rt-aaaaaaaa": "bert cls (bert, rt)", "bert-rt-bbbbbbbb": "bert mean (bert, rt)"}
+    assert len(flat_values(ref)) == 1  # by name less the fingerprint alone, the two collide
+    row = compare_findings([ref], [new], keys_ref, keys_new).iloc[0]
+    assert row.n_values == 2 and row.max_rel_change == 0
+    swapped = compare_findings([ref], [new], keys_ref, {k: keys_new[o] for k, o in zip(keys_new, reversed(keys_new))})
+    assert swapped.iloc[0].max_rel_change == pytest.approx(4.0)
+
+
 @pytest.mark.parametrize("a, b, want", [(2.0, 2.2, 0.1), (-4.0, -3.0, 0.25), (0.0, 0.0, 0.0), (0.0, 1e-9, math.inf),
                                         (math.nan, math.nan, 0.0), (1.0, math.nan, math.inf)])
 def test_relative_change(a, b, want):

@@ -11,23 +11,32 @@ import re
 
 import pandas as pd
 
-# Run folders in the pool end in 8 hex digits of their fingerprint, which change with the code;
-# the same configuration is the same key without them.
+# Run folders in the pool end in 8 hex digits of their fingerprint, which change with the code.
+# A run is matched by its configuration (``run_keys``: label, model, dataset); a run name no table
+# describes is matched by its name without the fingerprint.
 _RUN_FINGERPRINT = re.compile(r"-[0-9a-f]{8}(?=$|[\s/])")
 VERIFY_COLUMNS = ("experiment", "id", "verdict_reference", "verdict_rerun", "verdict_changed", "seeds_reference",
                   "seeds_rerun", "n_values", "n_unmatched", "max_rel_change", "largest_change_at",
                   "value_reference", "value_rerun")
 
 
-def flat_values(finding: dict) -> dict[str, float]:
-    """Every number of a finding (its seed means' ``values`` and each seed's) as {path: value}, run
-    fingerprints left out of the paths: ``mean/<run>/<quantity>``, ``seed 0/<run>/<quantity>``."""
+def run_key(label, model, dataset) -> str:
+    """How a run is named in a comparison: its configuration, the same in two reproductions."""
+    return f"{label} ({model}, {dataset})"
+
+
+def flat_values(finding: dict, run_keys: dict[str, str] | None = None) -> dict[str, float]:
+    """Every number of a finding (its seed means' ``values`` and each seed's) as {path: value}:
+    ``mean/<group>/<quantity>``, ``seed 0/<run>/<quantity>``, a run named by ``run_keys`` ({run
+    folder: :func:`run_key`}) or else by its folder name less the fingerprint."""
     out: dict[str, float] = {}
+    run_keys = run_keys or {}
 
     def walk(prefix: str, node) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                walk(f"{prefix}/{_RUN_FINGERPRINT.sub('', str(key))}", value)
+                key = str(key)
+                walk(f"{prefix}/{run_keys.get(key) or _RUN_FINGERPRINT.sub('', key)}", value)
         elif isinstance(node, (list, tuple)):
             for i, value in enumerate(node):
                 walk(f"{prefix}/{i}", value)
@@ -57,16 +66,18 @@ def _tally(finding: dict | None) -> str:
     return "; ".join(f"{s}: {v.get('verdict')}" for s, v in seeds.items()) or "-"
 
 
-def compare_findings(reference: list[dict], rerun: list[dict]) -> pd.DataFrame:
+def compare_findings(reference: list[dict], rerun: list[dict], run_keys_reference: dict[str, str] | None = None,
+                     run_keys_rerun: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per finding of either side (``VERIFY_COLUMNS``), keyed by (experiment, id): both
     verdicts (``missing`` where a side lacks the finding) and the largest relative change over the
-    numbers both sides have (``n_unmatched``: numbers only one side has)."""
+    numbers both sides have (``n_unmatched``: numbers only one side has). ``run_keys_*``: each
+    side's {run folder: :func:`run_key`}, so runs are matched by configuration."""
     ref = {(str(f["experiment"]), str(f["id"])): f for f in reference}
     new = {(str(f["experiment"]), str(f["id"])): f for f in rerun}
     rows = []
     for key in [*ref, *(k for k in new if k not in ref)]:
         a, b = ref.get(key), new.get(key)
-        va, vb = (flat_values(f) if f else {} for f in (a, b))
+        va, vb = (flat_values(f, keys) if f else {} for f, keys in ((a, run_keys_reference), (b, run_keys_rerun)))
         common = [p for p in va if p in vb]
         changes = {p: relative_change(va[p], vb[p]) for p in common}
         worst = max(changes, key=lambda p: changes[p]) if changes else None

@@ -24,11 +24,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from reptopo.paper.verify import compare_findings, verify_report
+from reptopo.paper.verify import compare_findings, run_key, verify_report
 from reptopo.runtime.cli import run_stage
 from reptopo.runtime.config import abspath, compose_config, config_dir, hydra_config, paper_experiments
 from reptopo.runtime.errors import ReptopoError
-from reptopo.runtime.io import read_json, write_csv_atomic, write_text_atomic
+from reptopo.runtime.io import read_json, read_table, write_csv_atomic, write_text_atomic
 from reptopo.runtime.schema import validate_config
 from reptopo.runtime.stamps import describe_provenance
 
@@ -47,14 +47,15 @@ def run(cfg: DictConfig, passthrough: list[str] | None = None):
         raise ReptopoError(f"verify would rerun into {reference}, the reports it checks; set paths.root to a "
                            "folder of its own (make verify uses paths.root=verify)")
     names = _experiments(cfg)
-    expected = load_findings(reference, names, "verify.reference")  # read before anything runs
+    expected, expected_runs = load_findings(reference, names, "verify.reference")  # read before anything runs
     if cfg.verify.rerun:
         for name in names:
             _launch(["experiment", f"experiment={name}_{scale}"], passthrough)
             if compose_config([f"experiment={name}_{scale}"]).compare.pairs:
                 _launch(["compare", f"experiment={name}_{scale}"], passthrough)
         _launch(["reproduction", f"scale={scale}"], passthrough)
-    table = compare_findings(expected, load_findings(rerun_dir, names, "paths.root"))
+    found, found_runs = load_findings(rerun_dir, names, "paths.root")
+    table = compare_findings(expected, found, expected_runs, found_runs)
     made_with = {f"The reference ({reference})": describe_provenance(_provenance(reference)),
                  f"The rerun ({rerun_dir})": describe_provenance(_provenance(rerun_dir))}
     text = verify_report(table, str(reference), str(rerun_dir), made_with)
@@ -73,11 +74,16 @@ def _experiments(cfg: DictConfig) -> list[str]:
     return wanted
 
 
-def load_findings(reports: Path, names: list[str], key: str) -> list[dict]:
-    """Every finding (with its numbers) of the experiments ``names`` under ``reports``: each
-    experiment's tables/findings.json and, where it compared pairs, compare/findings.json."""
-    out = []
+def load_findings(reports: Path, names: list[str], key: str) -> tuple[list[dict], dict[str, str]]:
+    """Every finding (with its numbers) of the experiments ``names`` under ``reports`` (each
+    experiment's tables/findings.json and, where it compared pairs, compare/findings.json), and
+    {run folder: configuration} from their tables/summary.csv (:func:`reptopo.paper.verify.run_key`)."""
+    out, runs = [], {}
     for name in names:
+        summary = reports / name / "tables" / "summary.csv"
+        if summary.is_file():
+            table = read_table(summary, "experiment summary").drop_duplicates("run")
+            runs.update({str(r.run): run_key(r.label, r.model, r.dataset) for r in table.itertuples()})
         path = reports / name / "tables" / "findings.json"
         if not path.is_file():
             raise ReptopoError(f"{key}: {path} is missing; expected the reports of experiment {name!r} there")
@@ -85,7 +91,7 @@ def load_findings(reports: Path, names: list[str], key: str) -> list[dict]:
         compared = reports / name / "compare" / "findings.json"
         if compared.is_file():
             out += read_json(compared, "comparison findings")
-    return out
+    return out, runs
 
 
 def _provenance(reports: Path) -> dict:
