@@ -2,11 +2,16 @@
 source, edited as a developer would. Unchanged code and config reuse everything; a comment or a
 docstring reuses everything; doubling lifespans_from_diagrams recomputes homology (with doubled
 L_0) and what reads it, and reuses the checkpoint and activations; an edit to the training code
-recomputes all three stages. No revision number is bumped anywhere."""
+recomputes all three stages. The paper pool finds runs by name, so the names follow the same
+fingerprints: the homology run is renamed after the doubling, the checkpoint is not. No revision
+number is bumped anywhere."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -43,6 +48,19 @@ def test_code_edits_recompute_exactly_the_stages_whose_numbers_they_touch(tmp_pa
         assert agg.returncode == 0, agg.stderr[-4000:]
         return res.stdout + res.stderr
 
+    def paper_names() -> dict:
+        """The paper pool's folder names of one E1 run, as the scratch copy's code resolves them."""
+        code = ("from reptopo.runtime.config import compose_config\n"
+                "from reptopo.runtime.schema import register_config_store, validate_config\n"
+                "register_config_store()\n"
+                "cfg = validate_config(compose_config(['experiment=e1_quick', 'model=vgg_small']))\n"
+                "print(cfg.train_name, cfg.run_name)")
+        res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                             env={**os.environ, **env}, timeout=300)
+        assert res.returncode == 0, res.stderr[-3000:]
+        train_name, run_name = res.stdout.split()[-2:]
+        return {"train": train_name, "homology": run_name}
+
     def state():
         stamps = {s: json.loads((root / "data" / s / "resnet_small-digits" / "_stage.json").read_text()) for s in STAGES}
         l0 = pd.read_csv(root / "reports" / "tiny" / "tables" / "summary.csv")["L0_local"].to_numpy()
@@ -50,6 +68,7 @@ def test_code_edits_recompute_exactly_the_stages_whose_numbers_they_touch(tmp_pa
 
     run_pipeline()
     first, l0 = state()
+    names = paper_names()
     for stage, chain in STAGES.items():  # made by the scratch copy's code
         assert first[stage]["code"] == code_fingerprint(chain, src).code
 
@@ -59,7 +78,7 @@ def test_code_edits_recompute_exactly_the_stages_whose_numbers_they_touch(tmp_pa
     _edit(src, DESCRIPTORS, LIFESPANS_SUM, "        # L_k of the paper: half the summed lifespans\n" + LIFESPANS_SUM)
     _edit(src, "reptopo/nets/vision.py", '"""Vision and point-cloud networks:', '"""Networks for images and points:')
     log = run_pipeline()  # a comment and a docstring
-    assert "complete, skipping" in log and state()[0] == first
+    assert "complete, skipping" in log and state()[0] == first and paper_names() == names
 
     _edit(src, DESCRIPTORS, LIFESPANS_SUM, LIFESPANS_DOUBLED)
     log = run_pipeline()
@@ -70,6 +89,9 @@ def test_code_edits_recompute_exactly_the_stages_whose_numbers_they_touch(tmp_pa
     assert doubled["homology"]["fingerprint"] != first["homology"]["fingerprint"]
     # Homology and the aggregate after it recomputed (L_0 local is a mean over classes: last bits).
     assert np.allclose(l0_doubled, 2 * l0, rtol=1e-12, atol=0)
+    # In the paper's pool a run is found by its name: the homology run is renamed, the checkpoint not.
+    renamed = paper_names()
+    assert renamed["train"] == names["train"] and renamed["homology"] != names["homology"]
 
     _edit(src, "reptopo/nets/lightning.py", "import torch\n", "import torch\n\nREVISION_FREE = True\n")
     log = run_pipeline()
